@@ -1,0 +1,88 @@
+"""Command line: `ark` (run the gateway), `ark --version`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ark import __version__
+
+if TYPE_CHECKING:
+    from ark.config import Settings
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ark", description="Slack gateway for AWS Bedrock Agents (Socket Mode)."
+    )
+    parser.add_argument("--version", action="version", version=f"ark {__version__}")
+    parser.add_argument(
+        "--env-file", default=".env", help="dotenv file to read (default: ./.env if present)"
+    )
+    return parser
+
+
+async def _run(settings: Settings, env: Mapping[str, str]) -> int:
+    from ark.app import FatalError, serve
+    from ark.log import get_logger
+
+    log = get_logger("ark.main")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("signal", signal=signal.Signals(signum).name, action="drain")
+            stop.set()
+        elif main_task is not None:
+            log.warning("signal", signal=signal.Signals(signum).name, action="exit_now")
+            main_task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await serve(settings, stop=stop, env=env)
+    except FatalError as exc:
+        log.error("fatal", error=str(exc))
+        return EXIT_FATAL
+    except asyncio.CancelledError:
+        return EXIT_FATAL
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from ark.config import ConfigError, load_environment, load_settings
+    from ark.log import configure_logging
+
+    env = load_environment(dotenv_path=args.env_file)
+    # botocore reads AWS_* (keys, endpoints, profile) from the process environment itself
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        print(f"ark: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    try:
+        return asyncio.run(_run(settings, env))
+    except KeyboardInterrupt:
+        return EXIT_FATAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Wiring: builds every client once from Settings, runs the gateway until told to stop,
+then drains. Nothing here is global: two `serve` calls in one process share nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack, suppress
+from functools import partial
+
+import certifi
+import httpx
+
+from ark import __version__
+from ark.analytics import FirehosePublisher
+from ark.aws import AwsClients, resolve_region
+from ark.bedrock.agent import BedrockAgent
+from ark.config import Settings
+from ark.errors import ArkError, SlackApiError, SocketModeFatal
+from ark.gateway import Gateway, GatewayOptions
+from ark.log import get_logger
+from ark.posting import SlackPoster
+from ark.slack.socket_mode import ConnectionState, SocketModeClient
+from ark.slack.web import AuthInfo, SlackWeb
+
+log = get_logger("ark.app")
+
+HTTP_TIMEOUT_S = 30.0
+HTTP_CONNECT_TIMEOUT_S = 10.0
+STARTUP_ATTEMPTS = 5
+STARTUP_BACKOFF_S = 1.0
+FATAL_AUTH_CODES = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "not_allowed_token_type"}
+)
+
+
+class FatalError(ArkError):
+    """Ark cannot run with this configuration or token; retrying will not help."""
+
+
+def make_ssl_context() -> ssl.SSLContext:
+    """One TLS context for the Slack HTTP client and the Socket Mode WebSocket."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def make_http_client(ssl_context: ssl.SSLContext, max_concurrency: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        verify=ssl_context,
+        timeout=httpx.Timeout(HTTP_TIMEOUT_S, connect=HTTP_CONNECT_TIMEOUT_S),
+        limits=httpx.Limits(
+            max_connections=max(20, 2 * max_concurrency), max_keepalive_connections=10
+        ),
+        headers={"User-Agent": f"ark/{__version__}"},
+        trust_env=False,
+    )
+
+
+async def authenticate(web: SlackWeb, stop: asyncio.Event) -> AuthInfo:
+    """auth.test, retried on transient failures; a bad token is fatal at once."""
+    delay = STARTUP_BACKOFF_S
+    for attempt in range(1, STARTUP_ATTEMPTS + 1):
+        try:
+            return await web.auth_test()
+        except SlackApiError as exc:
+            if exc.code in FATAL_AUTH_CODES:
+                raise FatalError(
+                    f"Slack rejected SLACK_BOT_TOKEN ({exc.code}): check the bot token and "
+                    "that the app is installed in the workspace"
+                ) from exc
+            if attempt == STARTUP_ATTEMPTS:
+                raise FatalError(f"Slack auth.test kept failing: {exc.code}") from exc
+            log.warning("auth_test_retry", error=exc.code, attempt=attempt, delay_s=delay)
+            with suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            if stop.is_set():
+                raise FatalError("stopped before connecting to Slack") from exc
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+async def serve(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    env: Mapping[str, str],
+    on_state: Callable[[ConnectionState, dict[str, object]], None] | None = None,
+) -> None:
+    """Run Ark until `stop` is set, then stop reading events and drain in-flight answers.
+
+    Raises FatalError (bad Slack token, Socket Mode disabled) after draining."""
+    region = resolve_region(settings.aws_region, settings.aws_profile, env)
+    ssl_context = make_ssl_context()
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            make_http_client(ssl_context, settings.max_concurrent_requests)
+        )
+        aws = await stack.enter_async_context(
+            AwsClients(
+                region=region,
+                profile=settings.aws_profile,
+                max_concurrency=settings.max_concurrent_requests,
+                firehose=settings.analytics_enabled,
+            )
+        )
+        web = SlackWeb(http, token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        auth = await authenticate(web, stop)
+        log.info(
+            "starting",
+            version=__version__,
+            team=auth.team_id,
+            bot_user=auth.user_id,
+            region=region,
+            agent_id=settings.agent_id,
+            alias_id=settings.agent_alias_id,
+            analytics=settings.analytics_enabled,
+            max_concurrent=settings.max_concurrent_requests,
+            dm_replies=settings.dm_replies,
+        )
+        publisher: FirehosePublisher | None = None
+        publisher_task: asyncio.Task[None] | None = None
+        if settings.firehose_stream_name and aws.firehose is not None:
+            publisher = FirehosePublisher(aws.firehose, settings.firehose_stream_name)
+            publisher_task = asyncio.create_task(publisher.run(), name="ark-firehose")
+
+        gateway = Gateway(
+            web=web,
+            agent=BedrockAgent(
+                aws.agent_runtime,
+                agent_id=settings.agent_id,
+                agent_alias_id=settings.agent_alias_id,
+            ),
+            poster=SlackPoster(web),
+            http=http,
+            options=GatewayOptions(
+                bot_token=settings.slack_bot_token,
+                session_ttl_s=settings.session_ttl_s,
+                max_concurrent=settings.max_concurrent_requests,
+                max_queued=settings.max_queued_requests,
+                file_url_prefixes=settings.slack_file_url_prefixes,
+                dm_replies=settings.dm_replies,
+                enable_trace=settings.analytics_enabled,
+            ),
+            bot_user_id=auth.user_id,
+            publisher=publisher,
+        )
+        socket = SocketModeClient(
+            open_url=partial(web.open_socket_url, settings.slack_app_token),
+            on_envelope=gateway.on_envelope,
+            on_state=on_state,
+            ssl_context=ssl_context,
+        )
+        socket_task = asyncio.create_task(socket.run(), name="ark-socket-mode")
+        stop_task = asyncio.create_task(stop.wait(), name="ark-stop")
+        fatal: BaseException | None = None
+        try:
+            await asyncio.wait({socket_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_task.cancel()
+            log.info("stopping", pending=gateway.pending)
+            await socket.stop()
+            if socket_task.done() and not socket_task.cancelled():
+                fatal = socket_task.exception()
+            else:
+                with suppress(asyncio.CancelledError):
+                    await socket_task
+            drained = await gateway.drain(settings.shutdown_deadline_s)
+            if publisher is not None and publisher_task is not None:
+                await publisher.close()
+                publisher_task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await publisher_task
+            log.info(
+                "stopped",
+                drained=drained,
+                answered=gateway.answered,
+                failed=gateway.failed,
+                busy=gateway.busy,
+            )
+        if isinstance(fatal, SocketModeFatal):
+            raise FatalError(_socket_fatal_message(fatal.reason)) from fatal
+        if fatal is not None:
+            raise fatal
+
+
+def _socket_fatal_message(reason: str) -> str:
+    if reason == "link_disabled":
+        return "Slack disabled Socket Mode for this app (link_disabled): turn Socket Mode back on"
+    if reason in FATAL_AUTH_CODES:
+        return (
+            f"Slack rejected SLACK_APP_TOKEN ({reason}): use an app-level token (xapp-...) "
+            "with the connections:write scope"
+        )
+    return f"Socket Mode stopped: {reason}"

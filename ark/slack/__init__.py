@@ -1,0 +1,1 @@
+"""Everything that faces Slack: Socket Mode, the Web API, files, history."""

@@ -1,0 +1,1 @@
+"""Turning an agent's answer into Slack message payloads (pure functions)."""

@@ -1,0 +1,31 @@
+"""Test-wide isolation: no test may reach AWS, Slack or any other real host."""
+
+from __future__ import annotations
+
+import os
+
+# Fake, obviously-not-real AWS credentials; no shared config; no instance metadata lookups.
+_ISOLATION = {
+    "AWS_ACCESS_KEY_ID": "AKIATESTTESTTESTTEST",
+    "AWS_SECRET_ACCESS_KEY": "test-secret-key-not-real",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
+for _k, _v in _ISOLATION.items():
+    os.environ[_k] = _v
+for _k in (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+):
+    os.environ.pop(_k, None)

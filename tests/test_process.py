@@ -1,0 +1,74 @@
+"""The real `ark` process: signals, exit codes and logs, against the loopback fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from tests.e2e_harness import gateway_env
+from tests.fakes.bedrock import Chunk, Delay, FakeBedrock
+from tests.fakes.slack import FakeSlack
+
+PROCESS_TIMEOUT_S = 20.0
+
+
+async def _start_ark(env: dict[str, str], cwd: str) -> asyncio.subprocess.Process:
+    base = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH", "HOME", "NO_"))}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ark",
+        env={**base, **env},
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_sigterm_drains_the_answer_in_flight_and_exits_0(tmp_path):
+    async with FakeSlack() as slack, FakeBedrock() as bedrock:
+        bedrock.script = lambda inv: [Delay(1.0), Chunk("drained answer")]
+        env = gateway_env(slack, bedrock, LOG_LEVEL="info")
+        proc = await _start_ark(env, str(tmp_path))
+        try:
+            await slack.wait_for_connections(1, timeout_s=PROCESS_TIMEOUT_S)
+            await slack.send_event(slack.dm_event("slow question"))
+            await bedrock.wait_for_invocations(1)
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(PROCESS_TIMEOUT_S):
+                _, stderr = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0
+        assert [p.params["text"] for p in slack.posts] == ["drained answer"]
+        log = stderr.decode()
+        assert "event=answered" in log
+        assert "event=stopped" in log
+        # the tokens never reach a log line, at any level
+        assert slack.bot_token not in log and slack.app_token not in log
+
+
+async def test_debug_logs_never_contain_tokens(tmp_path):
+    async with FakeSlack() as slack, FakeBedrock() as bedrock:
+        env = gateway_env(slack, bedrock, LOG_LEVEL="debug", LOG_FORMAT="json")
+        proc = await _start_ark(env, str(tmp_path))
+        try:
+            await slack.wait_for_connections(1, timeout_s=PROCESS_TIMEOUT_S)
+            await slack.send_event(slack.dm_event("hello"))
+            await slack.wait_for_call("chat.postMessage", timeout_s=PROCESS_TIMEOUT_S)
+            proc.send_signal(signal.SIGINT)
+            async with asyncio.timeout(PROCESS_TIMEOUT_S):
+                _, stderr = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0
+        log = stderr.decode()
+        assert '"event":"answered"' in log
+        assert slack.bot_token not in log and slack.app_token not in log
+        assert "xoxb-" not in log and "xapp-" not in log
