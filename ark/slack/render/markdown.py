@@ -1,0 +1,331 @@
+"""Primary rendering: the agent's markdown as Block Kit messages Slack renders natively.
+
+Each message holds at most one `markdown` block (standard markdown, which Slack renders
+itself; at most MAX_MARKDOWN_CHARS characters) and, at its end, at most one native `table`
+block, plus a plain-text `text` fallback for notifications and old clients. Slack shows a
+table block at the bottom of its message whatever its position, so a message ends at its
+table: the prose before a table and the table make one message, the prose after it starts
+the next. A table with more than MAX_TABLE_COLUMNS columns stays in the markdown block; one
+with more rows than a table block holds is split across messages, its header repeated.
+
+An answer that does not fit one message is split between top-level blocks (parsed by the
+shared CommonMark parser, never by regular expressions over the raw text); a block too long
+by itself is split between list items, then between lines, with a code fence closed and
+reopened (info string kept) across the cut and a table's header and delimiter row repeated;
+a line longer than a whole message is cut at a space outside code spans, links and
+emphasis where there is one. Every piece of the agent's text goes through `defuse` before
+anything else, so nothing it wrote can ping anyone.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from markdown_it.token import Token
+
+from ark.slack.render import tokens as md
+from ark.slack.render.model import (
+    MAX_MARKDOWN_CHARS,
+    MAX_TABLE_COLUMNS,
+    MAX_TABLE_ROWS,
+    MAX_TEXT_FALLBACK_CHARS,
+    Part,
+    SlackMessage,
+)
+from ark.slack.render.plain import escape
+from ark.slack.render.safety import defuse
+
+MIN_LIMIT = 500  # smaller limits cannot hold a reopened fence, a table header and a line
+BLOCK_SEPARATOR = "\n\n"
+TIGHT_SEPARATOR = "\n"  # between the items of one list
+ELLIPSIS = "…"
+EMPTY_CELL = " "  # a raw_text cell needs some text
+_FENCE_CHARS = ("`", "~")
+_PAIRED_MARKERS = ("**", "__", "~~")
+
+
+@dataclass(frozen=True, slots=True)
+class _Prose:
+    """Markdown that goes into a markdown block, as one indivisible piece."""
+
+    source: str
+    separator: str = "\n\n"  # before it, when it follows other prose in the same block
+
+
+@dataclass(frozen=True, slots=True)
+class _TableRows:
+    """A native table block: the table and which of its body rows this block shows."""
+
+    table: md.Table
+    start: int
+    stop: int
+
+    def source(self) -> str:
+        rows = self.table.row_sources[self.start : self.stop]
+        return "\n".join([self.table.header_source, self.table.delimiter_source, *rows])
+
+
+# --- cutting one block into pieces that fit ---------------------------------------------
+
+
+def _fence_open(line: str) -> tuple[str, str] | None:
+    """(indent and quote prefix, fence marker) when `line` opens or closes a code fence."""
+    body = line.lstrip(" >")
+    prefix = line[: len(line) - len(body)]
+    for char in _FENCE_CHARS:
+        if body.startswith(char * 3):
+            run = len(body) - len(body.lstrip(char))
+            return prefix, char * run
+    return None
+
+
+def _cut_line(line: str, budget: int) -> int:
+    """Where to cut `line` (longer than `budget`) so the head is at most `budget` long:
+    preferably at a space outside code spans, links and paired emphasis, else at a space
+    outside code spans and links, else at any space, else hard (never inside an entity)."""
+    best: list[int] = [0, 0, 0]  # by quality: any space, outside code/links, also balanced
+    code_run = 0  # length of the backtick run that opened the current code span
+    brackets = parens = 0
+    pairs = dict.fromkeys(_PAIRED_MARKERS, 0)
+    i = 0
+    n = min(len(line), budget + 1)
+    while i < n:
+        char = line[i]
+        if char == "`":
+            run = len(line) - len(line[i:].lstrip("`"))
+            if code_run == 0:
+                code_run = run
+            elif run == code_run:
+                code_run = 0
+            i += run
+            continue
+        if code_run == 0:
+            if char == "\\":
+                i += 2
+                continue
+            if char == "[":
+                brackets += 1
+            elif char == "]" and brackets:
+                brackets -= 1
+                if line.startswith("](", i):
+                    parens += 1
+                    i += 2
+                    continue
+            elif char == ")" and parens:
+                parens -= 1
+            elif char == " " and 0 < i <= budget:
+                best[0] = i
+                if brackets == 0 and parens == 0:
+                    best[1] = i
+                    if not any(count % 2 for count in pairs.values()):
+                        best[2] = i
+            else:
+                for marker in _PAIRED_MARKERS:
+                    if line.startswith(marker, i):
+                        pairs[marker] += 1
+                        i += len(marker) - 1
+                        break
+        elif char == " " and 0 < i <= budget:
+            best[0] = i
+        i += 1
+    floor = budget // 4
+    for at in (best[2], best[1], best[0]):
+        if at > floor:
+            return at
+    at = budget
+    amp = line.rfind("&", max(0, budget - 9), budget)
+    if amp > 0 and ";" not in line[amp:budget] and ";" in line[budget : amp + 10]:
+        at = amp  # not inside an `&amp;`-style entity
+    return max(at, 1)
+
+
+def _chop(line: str, budget: int) -> list[str]:
+    """`line` as pieces of at most `budget` characters."""
+    pieces: list[str] = []
+    while len(line) > budget:
+        at = _cut_line(line, budget)
+        head, line = line[:at].rstrip(" "), line[at:].lstrip(" ")
+        if head:
+            pieces.append(head)
+    if line or not pieces:
+        pieces.append(line)
+    return pieces
+
+
+def _closes(line: str, fence: tuple[str, str, str]) -> bool:
+    """True when `line` closes the code fence `fence` (same character, at least as long,
+    nothing after it)."""
+    body = line.lstrip(" >")
+    marker = fence[1]
+    run = len(body) - len(body.lstrip(marker[0]))
+    return run >= len(marker) and not body[run:].strip()
+
+
+def _split_lines(
+    source: str, limit: int, *, carry: Sequence[str] = (), fences: bool = True
+) -> list[str]:
+    """`source` as pieces of at most `limit` characters cut between lines. A code fence open
+    at a cut is closed before it and reopened (with its info string) after it; every piece
+    starts with the lines of `carry` (a table's header and delimiter row)."""
+    pieces: list[str] = []
+    lines: list[str] = [*carry]
+    size = sum(len(c) + 1 for c in carry)
+    fence: tuple[str, str, str] | None = None  # (prefix, marker, opening line)
+
+    def closing() -> int:
+        return len(fence[0]) + len(fence[1]) + 1 if fence else 0
+
+    def flush() -> None:
+        nonlocal lines, size
+        body = [*lines, f"{fence[0]}{fence[1]}"] if fence else lines
+        text = "\n".join(body).strip("\n")
+        if text.strip():
+            pieces.append(text)
+        lines = [*carry, fence[2]] if fence else [*carry]
+        size = sum(len(x) + 1 for x in lines)
+
+    fresh = len(carry)  # lines a fresh piece starts with (carry, then a reopened fence)
+    for raw in source.split("\n"):
+        reopen = len(fence[2]) + 1 if fence else 0
+        budget = limit - sum(len(c) + 1 for c in carry) - reopen - closing() - 1
+        for piece in _chop(raw, max(budget, MIN_LIMIT // 4)):
+            if len(lines) > fresh + bool(fence) and size + len(piece) + 1 + closing() > limit:
+                flush()
+            lines.append(piece)
+            size += len(piece) + 1
+        if not fences:
+            continue
+        if fence is None:
+            opened = _fence_open(raw)
+            if opened is not None:
+                fence = (*opened, raw)
+        elif _closes(raw, fence):
+            fence = None
+    fence = None
+    flush()
+    return pieces
+
+
+def _dedent_continuation(piece: str) -> str:
+    """A piece cut from inside a list item, as markdown that means the same at top level
+    (its indentation would otherwise make it an indented code block)."""
+    return textwrap.dedent(piece)
+
+
+def _pieces(block: md.Block, limit: int) -> Iterator[_Prose | _TableRows]:
+    """`block` as pieces that each fit a message on their own."""
+    if block.kind == md.TABLE:
+        table = md.table(block)
+        if table.columns <= MAX_TABLE_COLUMNS:
+            per_block = MAX_TABLE_ROWS - 1  # the header is a row too
+            for start in range(0, max(1, len(table.rows)), per_block):
+                yield _TableRows(table, start, min(start + per_block, len(table.rows)))
+            return
+        if len(block.source) > limit:
+            head = (table.header_source, table.delimiter_source)
+            for piece in _split_lines("\n".join(table.row_sources), limit, carry=head):
+                yield _Prose(piece)
+            return
+    if len(block.source) <= limit:
+        yield _Prose(block.source)
+        return
+    if block.kind in (md.BULLET_LIST, md.ORDERED_LIST):
+        for n, item in enumerate(md.list_items(block)):
+            if len(item) <= limit:
+                yield _Prose(item, TIGHT_SEPARATOR if n else BLOCK_SEPARATOR)
+                continue
+            for n, piece in enumerate(_split_lines(item, limit)):
+                yield _Prose(piece if n == 0 else _dedent_continuation(piece))
+        return
+    for piece in _split_lines(block.source, limit, fences=block.kind != md.CODE_BLOCK):
+        yield _Prose(piece)
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+def _cell(token: Token | None) -> dict[str, str]:
+    text = md.inline_plain(token).replace("\n", " ").strip() if token is not None else ""
+    return {"type": "raw_text", "text": text or EMPTY_CELL}
+
+
+def _table_block(rows: _TableRows) -> dict[str, Any]:
+    table = rows.table
+    grid = [table.header, *table.rows[rows.start : rows.stop]]
+    block: dict[str, Any] = {"type": "table"}
+    if any(table.aligns):
+        block["column_settings"] = [{"align": align or "left"} for align in table.aligns]
+    block["rows"] = [
+        [_cell(row[c]) if c < len(row) else _cell(None) for c in range(table.columns)]
+        for row in grid
+    ]
+    return block
+
+
+def _fallback_text(markdown: str) -> str:
+    """The message as plain text (markdown stripped), escaped for Slack, within the limit."""
+    plain = "\n\n".join(
+        text for text in (md.block_plain(b).strip() for b in md.blocks(markdown)) if text
+    )
+    text = escape(plain.strip() or markdown.strip())
+    if len(text) > MAX_TEXT_FALLBACK_CHARS:
+        cut = text.rfind("&", MAX_TEXT_FALLBACK_CHARS - 6, MAX_TEXT_FALLBACK_CHARS)
+        end = cut if cut > 0 and ";" not in text[cut:MAX_TEXT_FALLBACK_CHARS] else None
+        text = text[: end or MAX_TEXT_FALLBACK_CHARS - 1].rstrip() + ELLIPSIS
+    return text
+
+
+class _Messages:
+    """Packs pieces greedily into messages: prose joins the pending markdown block while it
+    fits; a table ends the message it joins."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.prose: list[str] = []
+        self.size = 0
+        self.parts: list[Part] = []
+
+    def add_prose(self, piece: _Prose) -> None:
+        extra = len(piece.source) + (len(piece.separator) if self.prose else 0)
+        if self.prose and self.size + extra > self.limit:
+            self.finish(None)
+            extra = len(piece.source)
+        self.prose.append(piece.separator + piece.source if self.prose else piece.source)
+        self.size += extra
+
+    def finish(self, rows: _TableRows | None) -> None:
+        prose = "".join(self.prose)
+        self.prose, self.size = [], 0
+        blocks: list[dict[str, Any]] = []
+        sources: list[str] = []
+        if prose.strip():
+            blocks.append({"type": "markdown", "text": prose})
+            sources.append(prose)
+        if rows is not None:
+            blocks.append(_table_block(rows))
+            sources.append(rows.source())
+        if not blocks:
+            return
+        markdown = BLOCK_SEPARATOR.join(sources)
+        message = SlackMessage(text=_fallback_text(markdown), blocks=tuple(blocks))
+        self.parts.append(Part(markdown=markdown, message=message))
+
+
+def render_markdown(markdown: str, *, limit: int = MAX_MARKDOWN_CHARS) -> list[Part]:
+    """`markdown` as Block Kit messages in order, each with at most `limit` characters of
+    markdown block text (`limit` ≥ MIN_LIMIT) and at most one table, which ends it. Empty
+    or whitespace-only input gives no message."""
+    if limit < MIN_LIMIT:
+        raise ValueError(f"limit must be at least {MIN_LIMIT}, got {limit}")
+    messages = _Messages(limit)
+    for block in md.blocks(defuse(markdown)):
+        for piece in _pieces(block, limit):
+            if isinstance(piece, _TableRows):
+                messages.finish(piece)
+            else:
+                messages.add_prose(piece)
+    messages.finish(None)
+    return messages.parts

@@ -1,0 +1,96 @@
+"""Footnote markers and the Sources list (ark/slack/render/citations.py)."""
+
+from __future__ import annotations
+
+from ark.bedrock.types import Citation, Source
+from ark.slack.render.citations import (
+    SOURCES_HEADING,
+    compose_answer,
+    escape_markdown,
+    sources_markdown,
+    with_footnotes,
+)
+from ark.slack.render.tokens import FENCE, TABLE, blocks
+
+POLICY = Source("travel-policy.pdf, p. 4", "https://docs.example.com/travel-policy.pdf")
+WIKI = Source("Expenses FAQ", "https://example.atlassian.net/wiki/spaces/HR/pages/1")
+NO_URL = Source("crm record 0015g00000XyZ")
+
+
+def test_marker_goes_at_the_end_of_each_cited_span_numbered_like_the_sources() -> None:
+    text = "Book economy class. Hotels are capped at 200 USD. Ask your manager."
+    citations = (
+        Citation((POLICY,), 0, 19),
+        Citation((WIKI, POLICY), 20, 49),
+    )
+    out = with_footnotes(text, citations, (POLICY, WIKI))
+    assert out == "Book economy class.[1] Hotels are capped at 200 USD.[1][2] Ask your manager."
+
+
+def test_a_span_ending_mid_word_or_mid_link_moves_to_the_end_of_that_word() -> None:
+    text = "See [the policy](https://x.example/p) now."
+    # span_end inside the link destination
+    out = with_footnotes(text, (Citation((POLICY,), 0, 25),), (POLICY,))
+    assert out == "See [the policy](https://x.example/p)[1] now."
+    mid_word = with_footnotes("capital city", (Citation((POLICY,), 0, 3),), (POLICY,))
+    assert mid_word == "capital[1] city"
+
+
+def test_a_span_ending_in_trailing_whitespace_marks_the_last_word() -> None:
+    out = with_footnotes("First.\n\nSecond.", (Citation((POLICY,), 0, 8),), (POLICY,))
+    assert out == "First.[1]\n\nSecond."
+
+
+def test_a_marker_never_enters_a_code_block_or_a_table() -> None:
+    text = "Run this:\n\n```bash\necho hi\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nDone."
+    code_end = text.index("echo hi") + 4
+    table_mid = text.index("| 1 |") + 3
+    out = with_footnotes(
+        text, (Citation((POLICY,), 0, code_end), Citation((WIKI,), 0, table_mid)), (POLICY, WIKI)
+    )
+    kinds = [b.kind for b in blocks(out)]
+    assert kinds == ["paragraph", FENCE, "paragraph", TABLE, "paragraph", "paragraph"]
+    assert "echo hi\n```\n\n[1]\n" in out
+    assert "| 1 | 2 |\n\n[2]\n" in out
+    fence = next(b for b in blocks(out) if b.kind == FENCE)
+    assert fence.tokens[0].content == "echo hi\n"
+
+
+def test_citations_without_spans_or_unknown_sources_add_no_marker() -> None:
+    other = Source("not listed")
+    text = "Answer."
+    assert with_footnotes(text, (Citation((POLICY,)),), (POLICY,)) == text
+    assert with_footnotes(text, (Citation((other,), 0, 7),), (POLICY,)) == text
+
+
+def test_out_of_range_spans_are_clamped() -> None:
+    out = with_footnotes("Short.", (Citation((POLICY,), 0, 999),), (POLICY,))
+    assert out == "Short.[1]"
+
+
+def test_sources_list_links_where_a_location_has_an_http_url() -> None:
+    hostile = Source("a*b_[c]", "javascript:alert(1)")
+    spaced = Source("Spaced", "https://x.example/a b")
+    listing = sources_markdown((POLICY, NO_URL, hostile, spaced))
+    assert listing.splitlines() == [
+        SOURCES_HEADING,
+        "",
+        "1. [travel-policy.pdf, p. 4](https://docs.example.com/travel-policy.pdf)",
+        "2. crm record 0015g00000XyZ",
+        "3. a\\*b\\_\\[c\\]",
+        "4. Spaced",
+    ]
+
+
+def test_escape_markdown_neutralises_markup_and_newlines() -> None:
+    assert (
+        escape_markdown("# <b>|x|\n~y~ `z` &amp;") == "\\# \\<b\\>\\|x\\| \\~y\\~ \\`z\\` \\&amp;"
+    )
+
+
+def test_compose_puts_sources_after_the_answer_and_handles_empty_parts() -> None:
+    composed = compose_answer("Answer.", (Citation((POLICY,), 0, 7),), (POLICY,))
+    assert composed.startswith("Answer.[1]\n\n**Sources**\n\n1. [travel-policy")
+    assert compose_answer("  Just text.  ") == "Just text."
+    assert compose_answer("", (), (NO_URL,)).startswith(SOURCES_HEADING)
+    assert compose_answer("   ") == ""
