@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ark.bedrock.response import AgentResponse, ResponseBuilder
 from ark.bedrock.types import Agent, AgentRequest, InputFile
+from ark.budget import ByteBudget, Lease, in_flight_bytes
 from ark.cache import TTLCache
 from ark.errors import (
     BUSY_REPLY,
@@ -52,6 +53,11 @@ SESSIONS_MAX = 50_000
 NOTICE_TIMEOUT_S = 3.0  # bound on a farewell notice posted during shutdown
 INCOMPLETE_NOTICE = "Sorry, the answer above is incomplete: the agent stopped with an error."
 FILES_ONLY_PROMPT = "Please look at the attached file(s): {names}"
+FILES_QUEUED_NOTICE = (
+    "Many files are being read right now, so yours are queued: "
+    "I will answer as soon as there is room."
+)
+FILES_QUEUED_AFTER_S = 5.0  # a wait for the attachment budget this long is told to the user
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,8 @@ class GatewayOptions:
     file_url_prefixes: tuple[str, ...] = ()
     dm_replies: str = "thread"
     enable_trace: bool = False
+    max_inflight_file_bytes: int = 64 * 1024 * 1024  # ARK_MAX_INFLIGHT_FILE_MB
+    files_queued_notice_s: float = FILES_QUEUED_AFTER_S
 
 
 class SessionStore(Protocol):
@@ -132,6 +140,7 @@ class Gateway:
             max_entries=USER_CACHE_MAX, ttl_s=USER_CACHE_TTL_S, clock=clock
         )
         self._slots = asyncio.Semaphore(options.max_concurrent)
+        self._file_budget = ByteBudget(max(1, options.max_inflight_file_bytes))
         self._session_locks: dict[str, asyncio.Lock] = {}
         self._session_waiters: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -147,6 +156,11 @@ class Gateway:
     def pending(self) -> int:
         """Accepted messages not yet finished (running or waiting)."""
         return self._pending
+
+    @property
+    def file_budget(self) -> ByteBudget:
+        """Attachment bytes in flight across all messages (ARK_MAX_INFLIGHT_FILE_MB)."""
+        return self._file_budget
 
     def on_envelope(self, envelope: Envelope) -> None:
         received_at = self._clock()
@@ -246,9 +260,10 @@ class Gateway:
                 del self._session_locks[key]
 
     async def _handle(self, msg: Message, target: ReplyTarget, received_at: float) -> None:
-        reacted = False
+        # :eyes: goes up alongside the answer's preparation, not before it: the agent is not
+        # kept waiting for a Slack round trip. It comes down once both are done.
+        reaction = asyncio.ensure_future(self._react(msg, add=True))
         try:
-            reacted = await self._react(msg, add=True)
             async with self._session(msg.session_key):
                 await self._answer(msg, target, received_at)
         except asyncio.CancelledError:
@@ -264,10 +279,11 @@ class Gateway:
                 await self._notice(target, ERROR_REPLY)
         finally:
             self._pending -= 1
-            if reacted:
-                with suppress(Exception, asyncio.CancelledError):
-                    async with asyncio.timeout(NOTICE_TIMEOUT_S):
+            with suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(NOTICE_TIMEOUT_S):
+                    if await reaction:
                         await self._react(msg, add=False)
+            reaction.cancel()  # still pending only when Slack did not answer in time
 
     async def _react(self, msg: Message, *, add: bool) -> bool:
         try:
@@ -282,11 +298,68 @@ class Gateway:
 
     async def _answer(self, msg: Message, target: ReplyTarget, received_at: float) -> None:
         started = self._clock()
-        attributes, context, (inputs, notices) = await asyncio.gather(
-            self._user_attributes(msg.user),
-            self._context(msg),
-            self._input_files(msg),
+        plan: slack_files.FilePlan | None = None
+        if msg.files:
+            plan = slack_files.plan_files(slack_files.parse_files(list(msg.files)))
+        # The message's attachment bytes are held from before the download until the agent
+        # has them (its first event) or the invocation ends, on every path.
+        lease = await self._reserve_file_bytes(msg, target, plan)
+        try:
+            await self._answer_holding(msg, target, received_at, started, plan, lease)
+        finally:
+            lease.release()
+
+    async def _reserve_file_bytes(
+        self, msg: Message, target: ReplyTarget, plan: slack_files.FilePlan | None
+    ) -> Lease:
+        nbytes = in_flight_bytes(slack_files.planned_bytes(plan)) if plan is not None else 0
+        if nbytes <= 0:
+            return await self._file_budget.acquire(0)
+        waited_from = self._clock()
+        told = False
+
+        def tell_queued() -> None:
+            nonlocal told
+            told = True
+            log.info(
+                "files_queued",
+                channel=msg.channel,
+                ts=msg.ts,
+                bytes=nbytes,
+                in_use=self._file_budget.in_use,
+                waiting=self._file_budget.waiting,
+            )
+            self._spawn(self._notice(target, FILES_QUEUED_NOTICE))
+
+        lease = await self._file_budget.acquire(
+            nbytes, patience_s=self._opts.files_queued_notice_s, on_long_wait=tell_queued
         )
+        waited = self._clock() - waited_from
+        if told or waited >= 0.001:
+            log.info("files_admitted", channel=msg.channel, ts=msg.ts, wait_ms=_ms(waited))
+        return lease
+
+    async def _answer_holding(
+        self,
+        msg: Message,
+        target: ReplyTarget,
+        received_at: float,
+        started: float,
+        plan: slack_files.FilePlan | None,
+        lease: Lease,
+    ) -> None:
+        if plan is None and msg.user in self._users and not self._wants_context(msg):
+            # Nothing to fetch: no task hop, so the agent request leaves before anything
+            # else queued on the loop (the :eyes: reaction) gets to run.
+            attributes, context = await self._user_attributes(msg.user), None
+            inputs: list[InputFile] = []
+            notices: list[str] = []
+        else:
+            attributes, context, (inputs, notices) = await asyncio.gather(
+                self._user_attributes(msg.user),
+                self._context(msg),
+                self._input_files(plan),
+            )
         prepared = self._clock()
         for notice in notices:
             await self._notice(target, notice)
@@ -296,14 +369,17 @@ class Gateway:
             return
         if not text:
             text = FILES_ONLY_PROMPT.format(names=", ".join(f.name for f in inputs))
-        request = AgentRequest(
+        request: AgentRequest | None = AgentRequest(
             session_id=msg.session_id,
             input_text=with_context(context, text),
             prompt_session_attributes=attributes,
             files=tuple(inputs),
             enable_trace=self._opts.enable_trace,
         )
+        file_count = len(inputs)
         del inputs  # the request holds the only reference to the file bytes
+        if not file_count:
+            lease.release()
 
         builder = ResponseBuilder()
         first_byte_at: float | None = None
@@ -312,17 +388,24 @@ class Gateway:
             log.info(
                 "agent_invoked",
                 session_id=msg.session_id,
-                files=len(request.files) or None,
+                files=file_count or None,
                 context_chars=len(context) if context else None,
                 queue_wait_ms=_ms(invoked_at - prepared),
                 prepare_ms=_ms(prepared - started),
             )
+            assert request is not None
+            # The stream owns the request from here: once the agent has sent it (its first
+            # event), nothing references the file bytes and their budget is given back.
+            stream = self._agent.invoke(request)
+            request = None
             try:
-                async for event in self._agent.invoke(request):
+                async for event in stream:
                     if first_byte_at is None:
                         first_byte_at = self._clock()
+                        lease.release()
                     builder.add(event)
             except AgentError as exc:
+                lease.release()
                 partial = builder.result()
                 self.failed += 1
                 log.error(
@@ -341,7 +424,8 @@ class Gateway:
                     await self._notice(target, ERROR_REPLY)
                 return
             finally:
-                del request
+                del stream
+                lease.release()
             agent_done = self._clock()
         response = builder.result()
         if not response.text.strip() and not response.files and not response.sources:
@@ -404,8 +488,11 @@ class Gateway:
         attributes.update(cached)
         return attributes
 
+    def _wants_context(self, msg: Message) -> bool:
+        return msg.history is not None and not self._sessions.is_fresh(msg.session_key)
+
     async def _context(self, msg: Message) -> str | None:
-        if msg.history is None or self._sessions.is_fresh(msg.session_key):
+        if not self._wants_context(msg):
             return None
         started = self._clock()
         try:
@@ -430,10 +517,11 @@ class Gateway:
         )
         return context
 
-    async def _input_files(self, msg: Message) -> tuple[list[InputFile], list[str]]:
-        if not msg.files:
+    async def _input_files(
+        self, plan: slack_files.FilePlan | None
+    ) -> tuple[list[InputFile], list[str]]:
+        if plan is None:
             return [], []
-        plan = slack_files.plan_files(slack_files.parse_files(list(msg.files)))
         notices: list[str] = []
         if plan.unsupported:
             notices.append(UNSUPPORTED_FILE_REPLY)
@@ -455,6 +543,7 @@ class Gateway:
                 continue
             budget -= len(data)
             inputs.append(InputFile(name=file.name, media_type=media_type, data=data))
+            del data
         if skipped:
             listed = "\n".join(f"• {name}: {reason}" for name, reason in skipped)
             notices.append(f"I left out {len(skipped)} file(s):\n{listed}")

@@ -172,6 +172,17 @@ def plan_files(
     return FilePlan(tuple(accepted), tuple(unsupported), tuple(skipped))
 
 
+def planned_bytes(plan: FilePlan, *, max_total_bytes: int = MAX_TOTAL_FILE_BYTES) -> int:
+    """The bytes the accepted files of `plan` will occupy once downloaded, before any
+    download: the sum of their declared sizes, or `max_total_bytes` (the most a message's
+    downloads may read) when any size is unknown."""
+    if not plan.accepted:
+        return 0
+    if any(file.size is None for file, _ in plan.accepted):
+        return max_total_bytes
+    return min(max_total_bytes, sum(file.size or 0 for file, _ in plan.accepted))
+
+
 # -- where a file may come from -------------------------------------------------------
 
 

@@ -149,13 +149,20 @@ class Delay:
 
 
 @dataclass
+class Gate:
+    """Wait until `event` is set (a test opens the gate), then go on with the next step."""
+
+    event: asyncio.Event
+
+
+@dataclass
 class Hang:
     """Never finish (until the fake stops). `before_headers` hangs before any response."""
 
     before_headers: bool = False
 
 
-Step = Chunk | Files | Trace | ReturnControlStep | StreamError | HttpError | Delay | Hang
+Step = Chunk | Files | Trace | ReturnControlStep | StreamError | HttpError | Delay | Gate | Hang
 
 
 @dataclass
@@ -166,6 +173,12 @@ class Invocation:
     body: dict[str, Any]
     received_at: float
     headers: dict[str, str] = field(default_factory=dict)
+    # time.monotonic() right after the first / last chunk of the answer was written (0.0: none)
+    first_chunk_at: float = 0.0
+    last_chunk_at: float = 0.0
+    finished_at: float = 0.0
+    # bytes of every input file (sessionState.files), counted before any are dropped
+    file_bytes: int = 0
 
 
 def echo_script(invocation: Invocation) -> Sequence[Step]:
@@ -177,10 +190,19 @@ def echo_script(invocation: Invocation) -> Sequence[Step]:
 
 
 class FakeBedrock:
-    """Loopback InvokeAgent + Firehose endpoint on 127.0.0.1 (port 0)."""
+    """Loopback InvokeAgent + Firehose endpoint on 127.0.0.1 (port 0).
 
-    def __init__(self, script: Callable[[Invocation], Sequence[Step]] = echo_script) -> None:
+    `keep_file_bytes=False` replaces each input file's base64 data in the recorded body with
+    "" once it is counted (`Invocation.file_bytes`): benchmarks send hundreds of megabytes."""
+
+    def __init__(
+        self,
+        script: Callable[[Invocation], Sequence[Step]] = echo_script,
+        *,
+        keep_file_bytes: bool = True,
+    ) -> None:
         self.script = script
+        self.keep_file_bytes = keep_file_bytes
         self.invocations: list[Invocation] = []
         self.firehose_records: list[bytes] = []
         # (operation, stream, record count) per Firehose call, failed calls included
@@ -244,13 +266,16 @@ class FakeBedrock:
 
     async def _invoke_agent(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read() or b"{}")
+        received_at = time.monotonic()
+        file_bytes = self._count_file_bytes(body)
         invocation = Invocation(
             agent_id=request.match_info["agent_id"],
             alias_id=request.match_info["alias_id"],
             session_id=request.match_info["session_id"],
             body=body,
-            received_at=time.monotonic(),
+            received_at=received_at,
             headers=dict(request.headers),
+            file_bytes=file_bytes,
         )
         async with self._changed:
             self.invocations.append(invocation)
@@ -268,8 +293,23 @@ class FakeBedrock:
         try:
             return await self._run_steps(request, invocation, steps)
         finally:
+            invocation.finished_at = time.monotonic()
             self.concurrent_streams -= 1
             self.concurrent_per_session[session] -= 1
+
+    def _count_file_bytes(self, body: dict[str, Any]) -> int:
+        state = body.get("sessionState")
+        files = state.get("files") if isinstance(state, dict) else None
+        total = 0
+        for entry in files if isinstance(files, list) else ():
+            source = entry.get("source") if isinstance(entry, dict) else None
+            content = source.get("byteContent") if isinstance(source, dict) else None
+            data = content.get("data") if isinstance(content, dict) else None
+            if isinstance(data, str):
+                total += len(data) * 3 // 4 - data[-2:].count("=")
+                if not self.keep_file_bytes and isinstance(content, dict):
+                    content["data"] = ""
+        return total
 
     async def _run_steps(
         self, request: web.Request, invocation: Invocation, steps: Sequence[Step]
@@ -296,6 +336,9 @@ class FakeBedrock:
             if isinstance(step, Delay):
                 await asyncio.sleep(step.seconds)
                 continue
+            if isinstance(step, Gate):
+                await self._until_open(step.event)
+                continue
             if isinstance(step, Hang):
                 await self._stopping.wait()
                 return response
@@ -303,11 +346,23 @@ class FakeBedrock:
                 step = StreamError(step.code[:1].lower() + step.code[1:], step.message)
             await response.write(self._frame(step, invocation))
             if isinstance(step, Chunk):
-                self.last_chunk_sent_at = time.monotonic()
+                self.last_chunk_sent_at = invocation.last_chunk_at = time.monotonic()
+                if not invocation.first_chunk_at:
+                    invocation.first_chunk_at = invocation.last_chunk_at
             if isinstance(step, StreamError):
                 break
         await response.write_eof()
         return response
+
+    async def _until_open(self, gate: asyncio.Event) -> None:
+        """Wait for the gate, or for the fake to stop (then the stream just ends)."""
+        opened = asyncio.ensure_future(gate.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({opened, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            opened.cancel()
+            stopping.cancel()
 
     @staticmethod
     def _frame(step: Step, invocation: Invocation) -> bytes:
