@@ -1,9 +1,11 @@
-"""Command line: `ark` (run the gateway), `ark --version`."""
+"""Command line: `ark` (run the gateway), `ark --version`, and the subcommands
+`ark doctor`, `ark health`, `ark chat` (each a module with `main(argv) -> int`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import signal
 import sys
@@ -19,10 +21,16 @@ EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_CONFIG = 2
 
+# subcommand -> module whose `main(argv: list[str]) -> int` runs it (imported only when used)
+SUBCOMMANDS = {"doctor": "ark.doctor", "health": "ark.health", "chat": "ark.chat"}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ark", description="Slack gateway for AWS Bedrock Agents (Socket Mode)."
+        prog="ark",
+        description="Slack gateway for AWS Bedrock Agents (Socket Mode).",
+        epilog="subcommands: ark doctor (preflight checks), ark health (exit 0 when the "
+        "running gateway is healthy), ark chat (talk to the agent in this terminal)",
     )
     parser.add_argument("--version", action="version", version=f"ark {__version__}")
     parser.add_argument(
@@ -64,6 +72,10 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        command = importlib.import_module(SUBCOMMANDS[argv[0]])
+        return int(command.main(argv[1:]))
     args = _parser().parse_args(argv)
     from ark.config import ConfigError, load_environment, load_settings
     from ark.log import configure_logging

@@ -19,10 +19,13 @@ from ark.bedrock.agent import BedrockAgent
 from ark.config import Settings
 from ark.errors import ArkError, SlackApiError, SocketModeFatal
 from ark.gateway import Gateway, GatewayOptions
+from ark.health import Heartbeat, Snapshot
 from ark.log import get_logger
+from ark.metrics import Metrics, make_metrics
 from ark.posting import SlackPoster
 from ark.slack.socket_mode import ConnectionState, SocketModeClient
 from ark.slack.web import AuthInfo, SlackWeb
+from ark.systemd import SystemdNotifier
 
 log = get_logger("ark.app")
 
@@ -124,6 +127,8 @@ async def serve(
             publisher = FirehosePublisher(aws.firehose, settings.firehose_stream_name)
             publisher_task = asyncio.create_task(publisher.run(), name="ark-firehose")
 
+        # EMF lines on stdout with LOG_FORMAT=json; nothing with text logs
+        metrics = make_metrics(settings.log_format, settings.metrics_namespace)
         gateway = Gateway(
             web=web,
             agent=BedrockAgent(
@@ -141,24 +146,48 @@ async def serve(
                 file_url_prefixes=settings.slack_file_url_prefixes,
                 dm_replies=settings.dm_replies,
                 enable_trace=settings.analytics_enabled,
+                max_inflight_file_bytes=settings.max_inflight_file_mb * 1024 * 1024,
             ),
             bot_user_id=auth.user_id,
             publisher=publisher,
         )
+        notifier = SystemdNotifier.from_env(env)
+        socket: SocketModeClient | None = None
+
+        def snapshot() -> Snapshot:
+            assert socket is not None
+            return Snapshot.capture(
+                connected=socket.connected,
+                state=socket.state.value,
+                last_activity=socket.last_activity,
+            )
+
+        heartbeat = Heartbeat(settings.health_file, snapshot)
         socket = SocketModeClient(
             open_url=partial(web.open_socket_url, settings.slack_app_token),
             on_envelope=gateway.on_envelope,
-            on_state=on_state,
+            on_state=partial(_state_changed, heartbeat, notifier, metrics, on_state),
             ssl_context=ssl_context,
         )
+        if notifier is not None:
+            log.info("systemd_notify", watchdog_interval_s=notifier.watchdog_interval_s)
         socket_task = asyncio.create_task(socket.run(), name="ark-socket-mode")
         stop_task = asyncio.create_task(stop.wait(), name="ark-stop")
+        helpers = [asyncio.create_task(heartbeat.run(), name="ark-heartbeat")]
+        if notifier is not None:
+            helpers.append(
+                asyncio.create_task(
+                    notifier.run_watchdog(lambda: snapshot().problem()), name="ark-watchdog"
+                )
+            )
         fatal: BaseException | None = None
         try:
             await asyncio.wait({socket_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop_task.cancel()
             log.info("stopping", pending=gateway.pending)
+            if notifier is not None:
+                notifier.stopping(f"stopping: draining {gateway.pending} answer(s)")
             await socket.stop()
             if socket_task.done() and not socket_task.cancelled():
                 fatal = socket_task.exception()
@@ -171,6 +200,9 @@ async def serve(
                 publisher_task.cancel()
                 with suppress(asyncio.CancelledError):
                     await publisher_task
+            for task in helpers:
+                task.cancel()
+            await asyncio.wait(helpers)
             log.info(
                 "stopped",
                 drained=drained,
@@ -178,10 +210,34 @@ async def serve(
                 failed=gateway.failed,
                 busy=gateway.busy,
             )
+            if notifier is not None:
+                if isinstance(fatal, SocketModeFatal):
+                    notifier.status(_socket_fatal_message(fatal.reason))
+                notifier.close()
         if isinstance(fatal, SocketModeFatal):
             raise FatalError(_socket_fatal_message(fatal.reason)) from fatal
         if fatal is not None:
             raise fatal
+
+
+def _state_changed(
+    heartbeat: Heartbeat,
+    notifier: SystemdNotifier | None,
+    metrics: Metrics,
+    forward: Callable[[ConnectionState, dict[str, object]], None] | None,
+    state: ConnectionState,
+    info: dict[str, object],
+) -> None:
+    """Every connection state change: heartbeat now, systemd READY/STATUS, a Reconnects
+    metric per reconnect attempt, then the caller's own callback."""
+    heartbeat.poke()
+    if notifier is not None:
+        notifier.on_state(state, info)
+    if state is ConnectionState.RECONNECTING:
+        reason = info.get("reason")
+        metrics.reconnect(reason if isinstance(reason, str) else None)
+    if forward is not None:
+        forward(state, info)
 
 
 def _socket_fatal_message(reason: str) -> str:

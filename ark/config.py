@@ -19,6 +19,9 @@ MAX_SESSION_TTL_MINUTES = 60
 DEFAULT_MAX_CONCURRENT_REQUESTS = 10
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_SHUTDOWN_DEADLINE_S = 25.0
+DEFAULT_MAX_INFLIGHT_FILE_MB = 64
+DEFAULT_METRICS_NAMESPACE = "Ark"
+HEALTH_FILE_NAME = "ark-health.json"
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("text", "json")
 DM_REPLY_MODES = ("thread", "flat")
@@ -54,6 +57,9 @@ class Settings:
     slack_api_url: str = DEFAULT_SLACK_API_URL
     slack_file_url_prefixes: tuple[str, ...] = ()
     shutdown_deadline_s: float = DEFAULT_SHUTDOWN_DEADLINE_S
+    max_inflight_file_mb: int = DEFAULT_MAX_INFLIGHT_FILE_MB
+    health_file: str = ""
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)
 
@@ -180,6 +186,13 @@ def _url_prefixes(raw: str, problems: list[str]) -> tuple[str, ...]:
     return prefixes
 
 
+def default_health_file() -> str:
+    """Where the heartbeat goes when ARK_HEALTH_FILE is unset: the temp dir."""
+    import tempfile
+
+    return str(Path(tempfile.gettempdir()) / HEALTH_FILE_NAME)
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate `env` into Settings, or raise ConfigError naming every problem."""
     problems: list[str] = []
@@ -200,6 +213,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     queued = _int(env, "ARK_MAX_QUEUED_REQUESTS", 2 * max(concurrency, 1), problems)
     if not 0 <= queued <= 10000:
         problems.append(f"ARK_MAX_QUEUED_REQUESTS must be between 0 and 10000, got {queued}")
+
+    inflight_mb = _int(env, "ARK_MAX_INFLIGHT_FILE_MB", DEFAULT_MAX_INFLIGHT_FILE_MB, problems)
+    if not 1 <= inflight_mb <= 100_000:
+        problems.append(f"ARK_MAX_INFLIGHT_FILE_MB must be between 1 and 100000, got {inflight_mb}")
+    namespace = env.get("ARK_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE
+    if len(namespace) > 255:
+        problems.append("ARK_METRICS_NAMESPACE must be at most 255 characters")
 
     api_url = env.get("SLACK_API_URL", "").strip() or DEFAULT_SLACK_API_URL
     if not api_url.startswith(("https://", "http://")):
@@ -226,6 +246,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         shutdown_deadline_s=_float(
             env, "ARK_SHUTDOWN_DEADLINE_S", DEFAULT_SHUTDOWN_DEADLINE_S, problems
         ),
+        max_inflight_file_mb=inflight_mb,
+        health_file=env.get("ARK_HEALTH_FILE", "").strip() or default_health_file(),
+        metrics_namespace=namespace,
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
         aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
     )

@@ -202,8 +202,14 @@ class SocketModeClient:
         return any(link.ready and link.ws.state is State.OPEN for link in self._links)
 
     @property
+    def state(self) -> ConnectionState:
+        """The state last reported through `on_state` (STOPPED before `run()`)."""
+        return self._state
+
+    @property
     def last_activity(self) -> float:
-        """time.monotonic() of the last frame (of any kind, pongs included) received."""
+        """time.monotonic() of the last frame (of any kind, pongs included) received;
+        0.0 until the first frame arrives. The heartbeat and the systemd watchdog read it."""
         latest = self._last_activity
         for link in self._links:
             latest = max(latest, link.ws.last_frame_at)
