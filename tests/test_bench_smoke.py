@@ -1,0 +1,74 @@
+"""`make bench` cannot rot: its quick mode runs the real `ark` process through every row.
+
+No timing is asserted (the numbers are the benchmark's business, not the suite's); the run
+must finish, produce a number for every Ark row, answer every message and write its report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from benchmarks.harness import QUICK, Measurements, percentile
+from benchmarks.report import rows, table, verdicts
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT_S = 50.0
+
+
+async def test_quick_benchmark_runs_every_row_against_the_real_process(tmp_path):
+    output = tmp_path / "performance.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--quick",
+        "--no-bolt",
+        "--output",
+        str(output),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            stdout, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    printed = stdout.decode()
+    assert "The Bolt bot was skipped (--no-bolt)." in printed
+    for row in rows(QUICK):
+        line = next(line for line in printed.splitlines() if line.startswith(row.label))
+        ark_cell = line[len(row.label) :].split()[-3]
+        float(ark_cell)  # a number, never n/a: every row was measured
+    report = output.read_text(encoding="utf-8")
+    assert report.startswith("# Performance")
+    assert "## Targets (issue 4)" in report and "## Machine" in report
+    n = QUICK.file_messages
+    assert f"Ark: file load answered {n}/{n}" in report  # nothing dropped
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) != percentile([], 50)  # NaN
+
+
+def test_table_and_verdicts_without_bolt_say_so():
+    m = Measurements(start_s=[0.5], idle_rss_mb=50.0, files_sent=2, files_answered=2)
+    cells = table(QUICK, m, None)
+    assert cells[0] == ["measure", "unit", "Ark", "Bolt", "Ark / Bolt"]
+    assert all(row[3] == "skipped" for row in cells[1:])
+    by_target = {v.target: v for v in verdicts(m, None)}
+    assert by_target["start → connected ≤ 1.5 s"].met is True
+    assert by_target["burst: ack p99 ≤ 0.5 × the Bolt bot's"].met is None
