@@ -150,6 +150,7 @@ async def serve(
             ),
             bot_user_id=auth.user_id,
             publisher=publisher,
+            metrics=metrics,
         )
         notifier = SystemdNotifier.from_env(env)
         socket: SocketModeClient | None = None

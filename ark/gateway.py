@@ -31,6 +31,7 @@ from ark.errors import (
 )
 from ark.events import Ignored, Message, route
 from ark.log import get_logger
+from ark.metrics import Metrics, NullMetrics
 from ark.posting import Poster, ReplyTarget
 from ark.slack import files as slack_files
 from ark.slack.history import HISTORY_LIMIT, format_context, with_context
@@ -120,6 +121,7 @@ class Gateway:
         bot_user_id: str,
         publisher: FirehosePublisher | None = None,
         sessions: SessionStore | None = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._web = web
@@ -129,6 +131,7 @@ class Gateway:
         self._opts = options
         self._bot_user_id = bot_user_id
         self._publisher = publisher
+        self._metrics: Metrics = metrics or NullMetrics()
         self._clock = clock
         self._sessions: SessionStore = sessions or MemorySessionStore(
             options.session_ttl_s, clock=clock
@@ -206,6 +209,7 @@ class Gateway:
         if self._closing or self._pending >= self._opts.max_concurrent + self._opts.max_queued:
             self.busy += 1
             log.warning("busy", channel=message.channel, ts=message.ts, pending=self._pending)
+            self._metrics.answer("busy")
             self._spawn(self._notice(target, BUSY_REPLY))
             return False
         self._pending += 1
@@ -268,6 +272,7 @@ class Gateway:
                 await self._answer(msg, target, received_at)
         except asyncio.CancelledError:
             log.warning("answer_cancelled", channel=msg.channel, ts=msg.ts)
+            self._metrics.answer("cancelled", total_ms=_ms(self._clock() - received_at))
             with suppress(Exception, asyncio.CancelledError):
                 async with asyncio.timeout(NOTICE_TIMEOUT_S):
                     await self._poster.post_notice(target, SHUTDOWN_REPLY)
@@ -275,6 +280,10 @@ class Gateway:
         except Exception as exc:  # the last line of defence: the user still hears back
             self.failed += 1
             log.exception("answer_failed", channel=msg.channel, ts=msg.ts, kind="internal")
+            self._metrics.answer(
+                "error_slack" if isinstance(exc, SlackApiError) else "error_internal",
+                total_ms=_ms(self._clock() - received_at),
+            )
             if not isinstance(exc, SlackApiError):
                 await self._notice(target, ERROR_REPLY)
         finally:
@@ -408,6 +417,15 @@ class Gateway:
                 lease.release()
                 partial = builder.result()
                 self.failed += 1
+                failed_at = self._clock()
+                self._metrics.answer(
+                    "error_agent",
+                    total_ms=_ms(failed_at - received_at),
+                    queue_wait_ms=_ms(invoked_at - prepared),
+                    first_byte_ms=_ms(first_byte_at - invoked_at) if first_byte_at else None,
+                    agent_ms=_ms(failed_at - invoked_at),
+                    input_files=file_count,
+                )
                 log.error(
                     "agent_failed",
                     session_id=msg.session_id,
@@ -431,6 +449,14 @@ class Gateway:
         if not response.text.strip() and not response.files and not response.sources:
             self.failed += 1
             log.error("agent_empty_answer", session_id=msg.session_id)
+            self._metrics.answer(
+                "error_empty",
+                total_ms=_ms(self._clock() - received_at),
+                queue_wait_ms=_ms(invoked_at - prepared),
+                first_byte_ms=_ms(first_byte_at - invoked_at) if first_byte_at else None,
+                agent_ms=_ms(agent_done - invoked_at),
+                input_files=file_count,
+            )
             await self._notice(target, ERROR_REPLY)
             return
         parts = await self._poster.post_answer(target, response)
@@ -450,6 +476,15 @@ class Gateway:
             first_byte_ms=_ms(first_byte_at - invoked_at) if first_byte_at else None,
             agent_ms=_ms(agent_done - invoked_at),
             post_ms=_ms(posted - agent_done),
+        )
+        self._metrics.answer(
+            "answered",
+            total_ms=_ms(posted - received_at),
+            queue_wait_ms=_ms(invoked_at - prepared),
+            first_byte_ms=_ms(first_byte_at - invoked_at) if first_byte_at else None,
+            agent_ms=_ms(agent_done - invoked_at),
+            post_ms=_ms(posted - agent_done),
+            input_files=file_count,
         )
         self._publish(msg, response)
 

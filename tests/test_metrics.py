@@ -29,7 +29,7 @@ from ark.metrics import (
     make_metrics,
 )
 from tests.e2e_harness import running_ark
-from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.bedrock import Chunk, FakeBedrock, HttpError
 from tests.fakes.slack import FakeSlack
 
 VALID_UNITS = frozenset(
@@ -351,3 +351,36 @@ async def test_gateway_prints_a_reconnect_line_only_with_json_logs(
     assert directive["Namespace"] == "ArkE2E"
     assert reconnects[0]["Reconnects"] == 1
     assert reconnects[0]["reason"]
+
+
+async def test_gateway_prints_one_answer_line_per_message_with_its_stages(
+    monkeypatch: Any, tmp_path: Any, capsys: Any
+) -> None:
+    async with (
+        FakeSlack() as slack,
+        FakeBedrock() as bedrock,
+        running_ark(
+            slack,
+            bedrock,
+            monkeypatch,
+            LOG_FORMAT="json",
+            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
+        ) as ark,
+    ):
+        slack.add_user("U1", real_name="Ada")
+        bedrock.queue_script([Chunk("fine")])
+        bedrock.queue_script([HttpError(403, "AccessDeniedException", "no")])
+        await slack.send_event(slack.dm_event("first", user="U1"))
+        await slack.wait_for_call("reactions.remove")
+        await slack.send_event(slack.dm_event("second", user="U1"))
+        await slack.wait_for_call("reactions.remove", count=2)
+        await ark.shutdown()
+    docs = [validate_emf(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    answers = [d for d in docs if d.get("event") == "answer_metrics"]
+    assert [d["Outcome"] for d in answers] == ["answered", "error_agent"]
+    answered, failed = answers
+    for name in ("AnswerLatency", "QueueWait", "FirstByte", "AgentTotal", "SlackPost"):
+        assert answered[name] >= 0, name
+    assert answered["InputFiles"] == 0
+    assert answered["Messages"] == 1
+    assert "SlackPost" not in failed and failed["AgentTotal"] >= 0
