@@ -5,6 +5,10 @@
 message or the answer). `FirehosePublisher` queues records without ever blocking or raising
 in `publish`, and one worker task (`run`) sends them with PutRecordBatch. When the queue is
 full, records are dropped and counted: analytics must never slow down or break a reply.
+
+The reference's IAM policy grants only `firehose:PutRecord`. So that Ark runs under that
+role unchanged, a PutRecordBatch refused with AccessDenied switches the publisher to one
+PutRecord call per record for the rest of the process (logged once).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ark.bedrock.response import TraceSummary
 from ark.log import get_logger
 
 MAX_QUEUED_RECORDS = 1000
+ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
 MAX_RECORD_BYTES = 1000 * 1024
 BATCH_MAX_RECORDS = 500
 BATCH_MAX_BYTES = 4 * 1024 * 1024
@@ -95,6 +100,7 @@ class FirehosePublisher:
         self._dropped = 0
         self._sent = 0
         self._failed = 0
+        self._batch_allowed = True  # False once PutRecordBatch was denied: PutRecord each
 
     @property
     def dropped(self) -> int:
@@ -170,6 +176,8 @@ class FirehosePublisher:
 
     async def _put_batch(self, batch: list[bytes]) -> list[bytes]:
         """Send `batch`; return the records Firehose did not accept."""
+        if not self._batch_allowed:
+            return await self._put_each(batch)
         try:
             response = await self._client.put_record_batch(
                 DeliveryStreamName=self._stream_name,
@@ -179,8 +187,15 @@ class FirehosePublisher:
             self._failed += len(batch)  # in flight when the worker was stopped
             raise
         except Exception as exc:
-            response = getattr(exc, "response", None)
-            code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+            code = _error_code(exc)
+            if code in ACCESS_DENIED_CODES:
+                self._batch_allowed = False
+                log.warning(
+                    "analytics_batch_denied",
+                    action="put_record_each",
+                    hint="grant firehose:PutRecordBatch to send analytics in batches",
+                )
+                return await self._put_each(batch)
             log.error(
                 "analytics_put_failed", error=type(exc).__name__, code=code, records=len(batch)
             )
@@ -196,6 +211,29 @@ class FirehosePublisher:
         self._sent += len(batch) - len(failed)
         codes = sorted({str(e.get("ErrorCode")) for e in entries if e.get("ErrorCode")})
         log.warning("analytics_records_failed", records=len(failed), codes=",".join(codes))
+        return failed
+
+    async def _put_each(self, batch: list[bytes]) -> list[bytes]:
+        """Send `batch` with one PutRecord call per record; return the records refused
+        with a retryable error (sent again once by the caller)."""
+        failed: list[bytes] = []
+        for record in batch:
+            try:
+                await self._client.put_record(
+                    DeliveryStreamName=self._stream_name, Record={"Data": record}
+                )
+            except asyncio.CancelledError:
+                self._failed += 1
+                raise
+            except Exception as exc:
+                code = _error_code(exc)
+                if code == "ServiceUnavailableException":
+                    failed.append(record)
+                    continue
+                log.error("analytics_put_failed", error=type(exc).__name__, code=code, records=1)
+                self._failed += 1
+                continue
+            self._sent += 1
         return failed
 
     async def close(self, timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S) -> None:
@@ -220,3 +258,12 @@ class FirehosePublisher:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task})
+
+
+def _error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code else None

@@ -254,3 +254,27 @@ async def test_close_without_a_worker_is_bounded() -> None:
     async with asyncio.timeout(1):
         await publisher.close(timeout_s=0.05)  # nobody to flush it: dropped after the timeout
     assert publisher.dropped == 1
+
+
+async def test_a_role_with_only_put_record_still_gets_every_record(
+    firehose: Any, fake: FakeBedrock
+) -> None:
+    # the reference's IAM policy grants firehose:PutRecord only
+    fake.firehose_deny_batch = True
+    fake.firehose_fail_next = 1  # and one record is refused once, retryably
+    publisher = FirehosePublisher(firehose, STREAM)
+    records = [record(i) for i in range(3)]
+    for r in records:
+        publisher.publish(r)
+    async with asyncio.timeout(10), asyncio.TaskGroup() as tg:
+        tg.create_task(publisher.run())
+        await publisher.close()
+    assert fake.firehose_calls == [
+        ("PutRecordBatch", STREAM, 3),  # denied
+        ("PutRecord", STREAM, 1),  # refused (ServiceUnavailable) and sent again
+        ("PutRecord", STREAM, 1),
+        ("PutRecord", STREAM, 1),
+        ("PutRecord", STREAM, 1),
+    ]
+    assert sorted(fake.firehose_records) == sorted(records)
+    assert (publisher.sent, publisher.failed) == (3, 0)

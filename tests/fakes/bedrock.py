@@ -209,6 +209,7 @@ class FakeBedrock:
         self.firehose_calls: list[tuple[str, str, int]] = []
         self.firehose_fail_next = 0
         self.firehose_http_error_next = 0
+        self.firehose_deny_batch = False  # PutRecordBatch answers AccessDenied (PutRecord only)
         self.last_chunk_sent_at = 0.0
         self.concurrent_streams = 0
         self.max_concurrent_streams = 0
@@ -426,6 +427,12 @@ class FakeBedrock:
         if self.firehose_http_error_next > 0:
             self.firehose_http_error_next -= 1
             return self._json_error(400, "InvalidArgumentException", "scripted failure")
+        if operation == "PutRecordBatch" and self.firehose_deny_batch:
+            return self._json_error(
+                400,
+                "AccessDeniedException",
+                "User is not authorized to perform: firehose:PutRecordBatch",
+            )
         if operation == "PutRecordBatch":
             entries = [self._put_one(r) for r in records]
             failed = sum(1 for e in entries if "ErrorCode" in e)
