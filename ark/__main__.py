@@ -89,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ark: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    from ark.aws import profile_problem
+
+    problem = profile_problem(settings.aws_profile, env)
+    if problem is not None:
+        print(f"ark: invalid configuration:\n  - {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
     try:
         return asyncio.run(_run(settings, env))

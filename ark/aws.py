@@ -108,6 +108,25 @@ def session_profile(profile: str | None, env: Mapping[str, str]) -> str | None:
     return profile
 
 
+def profile_problem(profile: str | None, env: Mapping[str, str]) -> str | None:
+    """One line naming the problem when AWS_PROFILE (as `session_profile` would use it)
+    names a profile the shared AWS config files lack, else None. botocore would otherwise
+    raise ProfileNotFound deep inside client creation."""
+    chosen = session_profile(profile, env)
+    if not chosen:
+        return None
+    try:
+        available = botocore.session.Session().available_profiles
+    except (botocore.exceptions.BotoCoreError, OSError, ValueError) as exc:
+        return f"AWS_PROFILE={chosen}: the AWS config files cannot be read ({type(exc).__name__})"
+    if chosen in available:
+        return None
+    return (
+        f"AWS_PROFILE={chosen} is not a profile in the AWS config files (~/.aws/config, "
+        "~/.aws/credentials, or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)"
+    )
+
+
 class AwsClients:
     """Owns one aiobotocore session and one client per service for the life of the process.
 

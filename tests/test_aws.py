@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from ark.aws import (
     DEFAULT_REGION,
     AwsClients,
     client_config,
+    profile_problem,
     resolve_region,
     session_profile,
 )
@@ -162,3 +164,17 @@ async def test_profile_credentials_used_only_without_explicit_keys(
     ) as aws:
         await invoke_once(aws)
     assert "Credential=AKIAPROFILEPROFILE00" in fake.invocations[-1].headers["Authorization"]
+
+
+def test_profile_problem_names_only_a_missing_profile(tmp_path: Any, monkeypatch: Any) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile dev]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    assert profile_problem("dev", {}) is None
+    assert profile_problem(None, {}) is None
+    problem = profile_problem("prod", {})
+    assert problem is not None and "AWS_PROFILE=prod" in problem
+    # explicit keys win over the profile, so a missing profile does not matter then
+    keys = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "fake"}
+    assert profile_problem("prod", keys) is None

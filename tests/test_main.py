@@ -137,3 +137,24 @@ def test_invalid_optional_value_is_reported(tmp_path: Path) -> None:
     assert "LOG_LEVEL" in result.stderr
     assert BOT_TOKEN not in result.stderr
     assert APP_TOKEN not in result.stderr
+
+
+def test_unknown_aws_profile_is_a_configuration_error(tmp_path: Path) -> None:
+    aws = tmp_path / "aws"
+    aws.mkdir()
+    (aws / "config").write_text("[profile dev]\nregion = eu-west-1\n")
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "BEDROCK_AGENT_ID": "AGENT1",
+        "BEDROCK_AGENT_ALIAS_ID": "ALIAS1",
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(aws / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"),
+        "AWS_PROFILE": "nope",
+    }
+    result = _run(tmp_path, env=env)
+    assert result.returncode == EXIT_CONFIG
+    assert "AWS_PROFILE=nope is not a profile" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert BOT_TOKEN not in result.stderr
