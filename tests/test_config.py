@@ -336,3 +336,33 @@ def test_load_environment_then_settings_from_dotenv(tmp_path: Path) -> None:
     s = load_settings(load_environment({"BEDROCK_AGENT_ID": "SHELLAGENT"}, dotenv))
     assert s.agent_id == "SHELLAGENT"
     assert s.agent_alias_id == "FILEALIAS"
+
+
+# --- operations settings --------------------------------------------------------------------
+
+
+def test_operations_defaults() -> None:
+    import tempfile
+
+    s = load_settings(_env())
+    assert s.max_inflight_file_mb == 64
+    assert s.metrics_namespace == "Ark"
+    assert s.health_file == str(Path(tempfile.gettempdir()) / "ark-health.json")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", 1), ("256", 256), ("100000", 100_000)])
+def test_inflight_file_budget_accepted(raw: str, expected: int) -> None:
+    assert load_settings(_env(ARK_MAX_INFLIGHT_FILE_MB=raw)).max_inflight_file_mb == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "100001", "lots"])
+def test_inflight_file_budget_rejected(raw: str) -> None:
+    assert _problems_naming(_env(ARK_MAX_INFLIGHT_FILE_MB=raw), "ARK_MAX_INFLIGHT_FILE_MB")
+
+
+def test_metrics_namespace_and_health_file_are_read() -> None:
+    s = load_settings(_env(ARK_METRICS_NAMESPACE=" Team/Ark ", ARK_HEALTH_FILE="/run/ark/h"))
+    assert s.metrics_namespace == "Team/Ark"
+    assert s.health_file == "/run/ark/h"
+    assert _problems_naming(_env(ARK_METRICS_NAMESPACE="x" * 256), "ARK_METRICS_NAMESPACE")
+    assert load_settings(_env(ARK_METRICS_NAMESPACE="x" * 255)).metrics_namespace == "x" * 255
