@@ -287,3 +287,11 @@ def test_100kb_inputs_render(source: str) -> None:
     parts = _check(source)
     assert parts
     assert is_subsequence(alnum(visible(source)), alnum(_shown(parts)))
+
+
+def test_wide_table_with_a_huge_header_is_still_cut_within_the_limit() -> None:
+    header = "| " + " | ".join(f"column {i} " + "h" * 60 for i in range(25)) + " |"
+    rule = "|" + "---|" * 25
+    rows = ["| " + " | ".join(f"v{r}" for _ in range(25)) + " |" for r in range(60)]
+    parts = _check("\n".join([header, rule, *rows]), limit=MIN_LIMIT)
+    assert alnum(_shown(parts)) == alnum("\n".join([header, *rows]))

@@ -209,12 +209,6 @@ def _split_lines(
     return pieces
 
 
-def _dedent_continuation(piece: str) -> str:
-    """A piece cut from inside a list item, as markdown that means the same at top level
-    (its indentation would otherwise make it an indented code block)."""
-    return textwrap.dedent(piece)
-
-
 def _pieces(block: md.Block, limit: int) -> Iterator[_Prose | _TableRows]:
     """`block` as pieces that each fit a message on their own."""
     if block.kind == md.TABLE:
@@ -224,11 +218,12 @@ def _pieces(block: md.Block, limit: int) -> Iterator[_Prose | _TableRows]:
             for start in range(0, max(1, len(table.rows)), per_block):
                 yield _TableRows(table, start, min(start + per_block, len(table.rows)))
             return
-        if len(block.source) > limit:
-            head = (table.header_source, table.delimiter_source)
+        head = (table.header_source, table.delimiter_source)
+        if len(block.source) > limit and sum(len(h) + 1 for h in head) <= limit // 4:
             for piece in _split_lines("\n".join(table.row_sources), limit, carry=head):
                 yield _Prose(piece)
             return
+        # else it fits whole, or its header is too long to repeat: cut it like any block
     if len(block.source) <= limit:
         yield _Prose(block.source)
         return
@@ -237,8 +232,9 @@ def _pieces(block: md.Block, limit: int) -> Iterator[_Prose | _TableRows]:
             if len(item) <= limit:
                 yield _Prose(item, TIGHT_SEPARATOR if n else BLOCK_SEPARATOR)
                 continue
-            for n, piece in enumerate(_split_lines(item, limit)):
-                yield _Prose(piece if n == 0 else _dedent_continuation(piece))
+            for k, piece in enumerate(_split_lines(item, limit)):
+                # a continuation at top level, undented so it is not an indented code block
+                yield _Prose(piece if k == 0 else textwrap.dedent(piece))
         return
     for piece in _split_lines(block.source, limit, fences=block.kind != md.CODE_BLOCK):
         yield _Prose(piece)
