@@ -124,3 +124,19 @@ async def test_a_later_part_rejected_keeps_earlier_parts_and_sends_the_rest(
         shown = _markdown_of(posts[0]) + "".join(p.params["text"] for p in posts[2:])
         squeezed = shown.replace(" ", "").replace("\n", "")
         assert squeezed == "".join(paragraphs).replace(" ", "")
+
+
+async def test_a_rate_limited_part_waits_and_the_parts_stay_in_order(slack, bedrock, monkeypatch):
+    paragraphs = [f"Section {i}. " + "lorem ipsum dolor " * 120 for i in range(16)]
+    bedrock.queue_script([Chunk("\n\n".join(paragraphs))])
+    slack.delay_next("chat.postMessage", 0)  # part 1 is answered normally
+    slack.rate_limit_next("chat.postMessage", retry_after=1)  # part 2: 429, Retry-After 1
+    async with running_ark(slack, bedrock, monkeypatch):
+        await slack.send_event(slack.dm_event("long report"))
+        await slack.wait_for_call("reactions.remove", timeout_s=10)
+        calls = slack.calls_to("chat.postMessage")
+        assert len(calls) >= 4
+        assert calls[1].params == calls[2].params  # part 2, refused with 429, sent again
+        assert calls[2].at - calls[1].at >= 0.9  # after Retry-After
+        shown = "\n\n".join(_markdown_of(p) for p in [calls[0], *calls[2:]])
+        assert shown == "\n\n".join(p.rstrip() for p in paragraphs)
