@@ -58,11 +58,27 @@ def test_with_context_joins_with_blank_line() -> None:
     assert with_context("", "question") == "question"
 
 
-def test_current_message_left_out_by_ts() -> None:
+def test_current_message_and_newer_ones_left_out_by_ts() -> None:
+    # "third" arrived while "second" waited: it is its own turn, not second's past
     messages = thread(("first", "U1"), ("second", "U2"), ("third", "U1"))
     block = format_context(messages, bot_user_id=BOT, current_ts="2.0")
     assert block is not None
-    assert lines_part(block) == "User (U1): first\nUser (U1): third"
+    assert lines_part(block) == "User (U1): first"
+
+
+def test_ts_order_is_numeric_not_textual() -> None:
+    messages = [
+        msg("older, shorter seconds", ts="999999999.000900"),
+        msg("older, same second", ts="1700000000.000099"),
+        msg("current", ts="1700000000.000100"),
+        msg("newer", ts="1700000000.001000"),
+        msg("no ts kept", ts=None),  # type: ignore[arg-type]
+    ]
+    block = format_context(messages, bot_user_id=BOT, current_ts="1700000000.000100")
+    assert block is not None
+    assert lines_part(block) == (
+        "User (U1): older, shorter seconds\nUser (U1): older, same second\nUser (U1): no ts kept"
+    )
 
 
 def test_only_current_message_gives_none() -> None:

@@ -30,6 +30,16 @@ KEPT_SUBTYPES = frozenset({"file_share"})
 OWN_BOT_SUBTYPE = "bot_message"
 
 
+def ts_key(ts: object) -> tuple[int, int] | None:
+    """A Slack ts ("1700000000.000100") as a number pair that orders correctly, or None."""
+    if not isinstance(ts, str):
+        return None
+    seconds, _, fraction = ts.partition(".")
+    if not seconds.isdigit() or (fraction and not fraction.isdigit()):
+        return None
+    return int(seconds), int(fraction.ljust(6, "0")[:6]) if fraction else 0
+
+
 def _is_own(message: Mapping[str, Any], bot_user_id: str, bot_id: str | None) -> bool:
     if message.get("user") == bot_user_id:
         return True
@@ -75,15 +85,23 @@ def format_context(
 ) -> str | None:
     """The context block for `messages` (oldest first), or None when nothing is left.
 
-    Left out: the current message (`ts == current_ts`, or the last message when
-    `current_ts` is None), messages with a subtype other than file_share, empty texts and
-    texts exactly in `drop_texts`. A text over `max_message_chars` is cut and `...`
+    Left out: the current message and every message newer than it (by ts; the last
+    message when `current_ts` is None), messages with a subtype other than file_share,
+    empty texts and texts exactly in `drop_texts`. A text over `max_message_chars` is cut and `...`
     appended. Lines are kept newest first while the sum of (line length + 1) stays within
     `budget_chars`; the older rest is counted in an `[... N earlier messages omitted]` line."""
     if current_ts is None:
         candidates = messages[:-1]
     else:
-        candidates = [m for m in messages if m.get("ts") != current_ts]
+        # Only what came before the current message: a reply that landed while this one
+        # waited is its own turn, answered after this one, not part of this one's past.
+        current = ts_key(current_ts)
+        candidates = [
+            m
+            for m in messages
+            if m.get("ts") != current_ts
+            and (current is None or (key := ts_key(m.get("ts"))) is None or key < current)
+        ]
     drop = {t.strip() for t in drop_texts}
     lines = [
         line
