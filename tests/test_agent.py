@@ -301,6 +301,33 @@ async def test_stream_exception_before_any_event_is_retried(
     assert len(fake.invocations) == 2
 
 
+async def test_stream_throttling_after_only_traces_is_retried_and_the_traces_dropped(
+    agent: BedrockAgent, fake: FakeBedrock, sleeps: SleepRecorder
+) -> None:
+    # With the trace on (analytics), orchestration traces come before any text: a throttle
+    # there is still "before any text arrived", so it is retried with the same request
+    first = {"orchestrationTrace": {"rationale": {"text": "attempt one"}}}
+    second = {"orchestrationTrace": {"rationale": {"text": "attempt two"}}}
+    fake.queue_script([Trace(first), StreamError("throttlingException", "slow down")])
+    fake.queue_script([Trace(second), Chunk("done")])
+    events = await collect(agent, req("q", enable_trace=True))
+    assert len(fake.invocations) == 2
+    assert fake.invocations[1].body == fake.invocations[0].body
+    assert len(sleeps.delays) == 1
+    traces = [e for e in events if isinstance(e, TraceEvent)]
+    assert [t.trace["trace"] for t in traces] == [second]  # the failed attempt's are gone
+    assert events[-1] == TextChunk("done")
+
+
+async def test_traces_alone_are_still_delivered_at_the_end(
+    agent: BedrockAgent, fake: FakeBedrock
+) -> None:
+    inner = {"orchestrationTrace": {"rationale": {"text": "thinking"}}}
+    fake.queue_script([Trace(inner)])
+    events = await collect(agent, req(enable_trace=True))
+    assert [type(e) for e in events] == [TraceEvent]
+
+
 async def test_stream_throttling_after_a_chunk_is_not_retried(
     agent: BedrockAgent, fake: FakeBedrock, sleeps: SleepRecorder
 ) -> None:

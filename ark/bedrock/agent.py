@@ -305,6 +305,10 @@ class BedrockAgent:
                     failure.__cause__ = exc
                 else:
                     converter = _StreamConverter()
+                    # Traces before the first piece of the answer are held back: a failure
+                    # then is still "before any text" and retried, and the failed attempt's
+                    # traces are dropped with it rather than counted twice.
+                    held: list[AgentEvent] = []
                     while True:
                         try:
                             raw = await events.__anext__()
@@ -315,12 +319,19 @@ class BedrockAgent:
                             failure.__cause__ = exc
                             break
                         for event in converter.convert(raw):
-                            if not yielded:
+                            if yielded:
+                                yield event
+                            elif isinstance(event, TraceEvent):
+                                held.append(event)
+                            else:
                                 yielded = True
-                                params = None
-                            yield event
+                                params = None  # sent and answered: no retry needs the bytes
+                                for early in held:
+                                    yield early
+                                held.clear()
+                                yield event
                     if failure is None:
-                        for event in converter.flush():
+                        for event in (*held, *converter.flush()):
                             yield event
                         log.debug("agent_invoked", session_id=session_id, attempts=attempt)
                         return
