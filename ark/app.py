@@ -27,6 +27,10 @@ from ark.slack.socket_mode import ConnectionState, SocketModeClient
 from ark.slack.web import AuthInfo, SlackWeb
 from ark.systemd import SystemdNotifier
 
+# Of ARK_SHUTDOWN_DEADLINE_S, what answers still running at its end get for their restart
+# notices and the analytics flush (half the deadline when that is shorter).
+SHUTDOWN_RESERVE_S = 4.0
+
 log = get_logger("ark.app")
 
 HTTP_TIMEOUT_S = 30.0
@@ -189,15 +193,29 @@ async def serve(
             log.info("stopping", pending=gateway.pending)
             if notifier is not None:
                 notifier.stopping(f"stopping: draining {gateway.pending} answer(s)")
-            await socket.stop()
+            # One deadline from the stop signal to exit, under the platform's stop timeout:
+            # the sockets close while the answers drain, and the restart notices and the
+            # analytics flush fit in the reserve at its end.
+            loop = asyncio.get_running_loop()
+            deadline_s = settings.shutdown_deadline_s
+            ends_at = loop.time() + deadline_s
+            reserve_s = min(SHUTDOWN_RESERVE_S, deadline_s / 2)
+            # created first, so it stops reading (and acking) before the drain begins
+            socket_stopped = asyncio.create_task(socket.stop(), name="ark-socket-stop")
+            drained = await gateway.drain(deadline_s - reserve_s, notices_s=reserve_s * 0.75)
+            try:
+                async with asyncio.timeout(max(0.0, ends_at - loop.time())):
+                    await socket_stopped
+            except TimeoutError:
+                log.warning("socket_close_timeout")
             if socket_task.done() and not socket_task.cancelled():
                 fatal = socket_task.exception()
             else:
+                socket_task.cancel()
                 with suppress(asyncio.CancelledError):
                     await socket_task
-            drained = await gateway.drain(settings.shutdown_deadline_s)
             if publisher is not None and publisher_task is not None:
-                await publisher.close()
+                await publisher.close(timeout_s=max(0.1, ends_at - loop.time()))
                 publisher_task.cancel()
                 with suppress(asyncio.CancelledError):
                     await publisher_task

@@ -223,9 +223,10 @@ class Gateway:
 
     # ---- shutdown ----
 
-    async def drain(self, deadline_s: float) -> bool:
+    async def drain(self, deadline_s: float, *, notices_s: float = NOTICE_TIMEOUT_S + 1) -> bool:
         """Finish in-flight answers within `deadline_s`; after it, each unfinished message
-        gets a short restart notice. True when everything finished in time."""
+        gets a short restart notice, all within `notices_s` more. True when everything
+        finished in time."""
         self._closing = True
         tasks = set(self._tasks)
         if not tasks:
@@ -236,7 +237,7 @@ class Gateway:
             task.cancel()
         if unfinished:
             log.warning("drain_deadline", unfinished=len(unfinished))
-            await asyncio.wait(unfinished, timeout=NOTICE_TIMEOUT_S + 1)
+            await asyncio.wait(unfinished, timeout=notices_s)
         return not unfinished
 
     # ---- one message ----
