@@ -440,6 +440,21 @@ async def test_download_network_errors_rejected(
     assert "timed out" in info.value.reason
 
 
+async def test_download_that_fails_to_decode_is_rejected_not_raised(
+    client: httpx.AsyncClient, router: respx.MockRouter
+) -> None:
+    router.get(FILE_URL).mock(
+        return_value=httpx.Response(
+            200,
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/pdf"},
+            stream=httpx.ByteStream(b"%PDF not gzip"),
+        )
+    )
+    with pytest.raises(FileRejected) as info:
+        await fetch(client, sf("a.pdf"))
+    assert "network" in info.value.reason
+
+
 async def test_download_overall_timeout(
     client: httpx.AsyncClient, router: respx.MockRouter
 ) -> None:

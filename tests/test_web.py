@@ -235,6 +235,21 @@ async def test_network_error_on_read_retried_once(web: SlackWeb, router: respx.M
     assert route.call_count == 2
 
 
+async def test_a_body_that_fails_to_decode_is_a_typed_error(
+    web: SlackWeb, router: respx.MockRouter
+) -> None:
+    # a proxy or a broken peer sends "gzip" that is not: a SlackApiError, never a raw
+    # httpx exception that would skip the caller's degrade-gracefully path
+    router.post("users.info").mock(
+        return_value=httpx.Response(
+            200, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"{}x")
+        )
+    )
+    with pytest.raises(SlackApiError) as info:
+        await web.users_info("U1")
+    assert info.value.code == "network_error"
+
+
 # -- typed helpers ------------------------------------------------------------------------
 
 

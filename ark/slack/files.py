@@ -303,7 +303,7 @@ async def download_file(
             return await _fetch(client, file, file.url, token, prefixes, max_bytes)
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise FileRejected(file.name, "the download timed out") from exc
-    except httpx.TransportError as exc:
+    except httpx.HTTPError as exc:  # transport, a body that fails to decode, ...
         raise FileRejected(file.name, "the download failed (network error)") from exc
 
 

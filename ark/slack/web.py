@@ -166,7 +166,7 @@ class SlackWeb:
         while True:
             try:
                 response = await self._client.post(url, headers=headers, **request_kwargs)
-            except httpx.TransportError as exc:
+            except httpx.HTTPError as exc:  # transport, a body that fails to decode, ...
                 if retry_safe and network_errors < MAX_NETWORK_RETRIES:
                     network_errors += 1
                     log.warning("slack_network_retry", method=method, exc_type=type(exc).__name__)
@@ -341,7 +341,7 @@ class SlackWeb:
                 content=data,
                 headers={"Content-Type": "application/octet-stream"},
             )
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # transport, a body that fails to decode, ...
             log.warning("slack_upload_network_error", exc_type=type(exc).__name__)
             raise SlackApiError(UPLOAD_METHOD, "network_error") from exc
         if response.status_code != 200:
