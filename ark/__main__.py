@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import os
-import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -40,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(settings: Settings, env: Mapping[str, str]) -> int:
+    # asyncio and signal are imported here, not at the top: `ark health` runs every few
+    # seconds as a container health check and must not pay for them
+    import asyncio
+    import signal
+
     from ark.app import FatalError, serve
     from ark.log import get_logger
 
@@ -80,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ark.config import ConfigError, load_environment, load_settings
     from ark.log import configure_logging
 
-    env = load_environment(dotenv_path=args.env_file)
+    try:
+        env = load_environment(dotenv_path=args.env_file)
+    except ConfigError as exc:
+        print(f"ark: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     # botocore reads AWS_* (keys, endpoints, profile) from the process environment itself
     for key, value in env.items():
         os.environ.setdefault(key, value)
@@ -96,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ark: invalid configuration:\n  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    import asyncio
+
     try:
         return asyncio.run(_run(settings, env))
     except KeyboardInterrupt:

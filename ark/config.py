@@ -29,6 +29,9 @@ DM_REPLY_MODES = ("thread", "flat")
 _AGENT_ID_RE = re.compile(r"^[0-9a-zA-Z]{1,10}$")
 _ENV_LINE_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _QUOTED_VALUE_RE = re.compile(r"^(['\"])(.*?)\1\s*(?:#.*)?$")
+# CloudWatch namespaces: alphanumerics (ASCII) and . - _ / # : and space
+_NAMESPACE_CHAR_RE = re.compile(r"^[A-Za-z0-9.\-_/#: ]$")
+MAX_METRICS_NAMESPACE_CHARS = 255
 
 
 class ConfigError(Exception):
@@ -114,7 +117,15 @@ def load_environment(
     if dotenv_path is not None:
         path = Path(dotenv_path)
         if path.is_file():
-            for key, value in parse_dotenv(path.read_text(encoding="utf-8")).items():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    [f"{path} is not valid UTF-8 (byte {exc.start}): save it as UTF-8 text"]
+                ) from None
+            except OSError as exc:
+                raise ConfigError([f"{path} cannot be read ({exc.strerror or exc})"]) from None
+            for key, value in parse_dotenv(text).items():
                 env.setdefault(key, value)
     return env
 
@@ -186,11 +197,43 @@ def _url_prefixes(raw: str, problems: list[str]) -> tuple[str, ...]:
     return prefixes
 
 
-def default_health_file() -> str:
-    """Where the heartbeat goes when ARK_HEALTH_FILE is unset: the temp dir."""
+def metrics_namespace_problem(namespace: str) -> str | None:
+    """Why CloudWatch would reject `namespace` (None when it is fine): 1 to 255 characters
+    from letters, digits and `. - _ / # : ` and space, not starting with `AWS/` (reserved)."""
+    if not 1 <= len(namespace) <= MAX_METRICS_NAMESPACE_CHARS:
+        return (
+            f"ARK_METRICS_NAMESPACE must be 1 to {MAX_METRICS_NAMESPACE_CHARS} characters, "
+            f"got {len(namespace)}"
+        )
+    if namespace.startswith("AWS/"):
+        return f"ARK_METRICS_NAMESPACE must not start with 'AWS/' (reserved), got {namespace!r}"
+    bad = sorted({c for c in namespace if not _NAMESPACE_CHAR_RE.match(c)})
+    if bad:
+        return (
+            "ARK_METRICS_NAMESPACE may contain only letters, digits, space and . - _ / # :, "
+            f"got {''.join(bad)!r} in {namespace!r}"
+        )
+    return None
+
+
+def default_health_file(environ: Mapping[str, str] | None = None) -> str:
+    """Where the heartbeat goes when ARK_HEALTH_FILE is unset: the temp dir.
+
+    The directory is named, never probed: `tempfile.gettempdir()` creates and deletes a test
+    file and raises FileNotFoundError when no candidate is writable (a read-only root file
+    system), which would stop the gateway (and `ark health`) before they start. The writer
+    reports an unwritable file itself, once, and keeps serving."""
     import tempfile
 
-    return str(Path(tempfile.gettempdir()) / HEALTH_FILE_NAME)
+    env = os.environ if environ is None else environ
+    directory = (
+        env.get("TMPDIR", "").strip()
+        or env.get("TEMP", "").strip()
+        or env.get("TMP", "").strip()
+        or tempfile.tempdir
+        or "/tmp"
+    )
+    return str(Path(directory) / HEALTH_FILE_NAME)
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -218,8 +261,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if not 1 <= inflight_mb <= 100_000:
         problems.append(f"ARK_MAX_INFLIGHT_FILE_MB must be between 1 and 100000, got {inflight_mb}")
     namespace = env.get("ARK_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE
-    if len(namespace) > 255:
-        problems.append("ARK_METRICS_NAMESPACE must be at most 255 characters")
+    namespace_problem = metrics_namespace_problem(namespace)
+    if namespace_problem:
+        problems.append(namespace_problem)
 
     api_url = env.get("SLACK_API_URL", "").strip() or DEFAULT_SLACK_API_URL
     if not api_url.startswith(("https://", "http://")):

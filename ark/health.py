@@ -297,13 +297,13 @@ def check_file(
 def resolve_path(env_file: str | None, environ: Mapping[str, str] | None = None) -> Path:
     """ARK_HEALTH_FILE from the environment or the dotenv file, as the gateway reads it;
     no other setting is needed (nor validated) here."""
-    from ark.config import default_health_file, load_environment
+    from ark.config import ConfigError, default_health_file, load_environment
 
     try:
         env = load_environment(environ, dotenv_path=env_file)
-    except (OSError, UnicodeDecodeError):
+    except (ConfigError, OSError, UnicodeDecodeError):
         env = dict(os.environ if environ is None else environ)
-    return Path(env.get("ARK_HEALTH_FILE", "").strip() or default_health_file())
+    return Path(env.get("ARK_HEALTH_FILE", "").strip() or default_health_file(env))
 
 
 def _positive(raw: str) -> float:
