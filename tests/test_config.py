@@ -11,6 +11,7 @@ from ark.config import (
     DEFAULT_SLACK_API_URL,
     ConfigError,
     Settings,
+    default_health_file,
     load_environment,
     load_settings,
     parse_dotenv,
@@ -366,3 +367,59 @@ def test_metrics_namespace_and_health_file_are_read() -> None:
     assert s.health_file == "/run/ark/h"
     assert _problems_naming(_env(ARK_METRICS_NAMESPACE="x" * 256), "ARK_METRICS_NAMESPACE")
     assert load_settings(_env(ARK_METRICS_NAMESPACE="x" * 255)).metrics_namespace == "x" * 255
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Ark", "Team/Ark", "my-app_1.prod", "Ark #2: blue", "A", "x" * 255, "aws/lowercase"],
+)
+def test_metrics_namespace_allowed_by_cloudwatch(name: str) -> None:
+    assert load_settings(_env(ARK_METRICS_NAMESPACE=name)).metrics_namespace == name
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("AWS/Ark", "AWS/"),
+        ("AWS/", "AWS/"),
+        ("Ark$", "'$'"),
+        ("Ärk", "'Ä'"),
+        ("Ark\tTeam", "'\\t'"),
+        ("Ark*?", "'*?'"),
+        ("x" * 256, "1 to 255 characters"),
+    ],
+)
+def test_metrics_namespace_rejected_as_cloudwatch_would(name: str, why: str) -> None:
+    problems = _problems_naming(_env(ARK_METRICS_NAMESPACE=name), "ARK_METRICS_NAMESPACE")
+    assert len(problems) == 1
+    assert why in problems[0]
+
+
+def test_health_file_default_needs_no_writable_temp_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a read-only root file system (ECS readonlyRootFilesystem) tempfile.gettempdir()
+    raises FileNotFoundError; the settings must still load."""
+    import tempfile
+
+    def no_temp_dir() -> str:
+        raise FileNotFoundError("No usable temporary directory found")
+
+    monkeypatch.setattr(tempfile, "gettempdir", no_temp_dir)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    for var in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(var, raising=False)
+    assert load_settings(_env()).health_file == "/tmp/ark-health.json"
+    monkeypatch.setenv("TMPDIR", "/run/ark-tmp")
+    assert load_settings(_env()).health_file == "/run/ark-tmp/ark-health.json"
+    assert default_health_file({"TMPDIR": "/var/tmp"}) == "/var/tmp/ark-health.json"
+    monkeypatch.setattr(tempfile, "tempdir", "/scratch")
+    assert default_health_file({}) == "/scratch/ark-health.json"
+
+
+def test_dotenv_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(b"SLACK_BOT_TOKEN=xoxb-1\nBEDROCK_AGENT_ID=caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load_environment({}, dotenv_path=dotenv)
+    assert len(info.value.problems) == 1
+    assert str(dotenv) in info.value.problems[0]
+    assert "not valid UTF-8" in info.value.problems[0]

@@ -393,3 +393,15 @@ async def test_gateway_keeps_the_heartbeat_and_removes_it_on_exit(
         assert not path.exists()
         assert health.main(["--file", str(path)]) == 1
         assert "no heartbeat at" in capsys.readouterr().err
+
+
+def test_resolve_path_survives_a_dotenv_that_is_not_utf8(tmp_path: Path) -> None:
+    """A broken .env is the gateway's to report (exit 2); the health check still finds the
+    heartbeat from the environment."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(b"ARK_HEALTH_FILE=/x\xff\n")
+    env = {"ARK_HEALTH_FILE": str(tmp_path / "hb.json")}
+    assert resolve_path(str(dotenv), environ=env) == tmp_path / "hb.json"
+    assert resolve_path(str(dotenv), environ={"TMPDIR": str(tmp_path)}) == (
+        tmp_path / "ark-health.json"
+    )

@@ -158,3 +158,32 @@ def test_unknown_aws_profile_is_a_configuration_error(tmp_path: Path) -> None:
     assert "AWS_PROFILE=nope is not a profile" in result.stderr
     assert "Traceback" not in result.stderr
     assert BOT_TOKEN not in result.stderr
+
+
+def test_dotenv_that_is_not_utf8_exits_2_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"SLACK_BOT_TOKEN=xoxb-\xff\xfe\n")
+    result = _run(tmp_path)
+    assert result.returncode == EXIT_CONFIG
+    assert ".env is not valid UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_health_does_not_import_asyncio(tmp_path: Path) -> None:
+    """`ark health` runs every few seconds as a container health check: it stays light."""
+    code = (
+        "import sys\n"
+        "from ark.__main__ import main\n"
+        f"rc = main(['health', '--env-file', {str(tmp_path / 'absent.env')!r}])\n"
+        "print(rc, 'asyncio' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "ARK_HEALTH_FILE": str(tmp_path / "hb.json")},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert result.stdout.split() == ["1", "False"], result.stderr
+    assert "no heartbeat" in result.stderr
