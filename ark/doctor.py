@@ -47,6 +47,7 @@ from ark.aws import (
     AwsClients,
     _profile_region,
     client_config,
+    profile_problem,
     resolve_region,
     session_profile,
 )
@@ -106,6 +107,7 @@ _NEEDS: dict[str, frozenset[str]] = {
     "slack_app_token": frozenset({"SLACK_APP_TOKEN", "SLACK_API_URL"}),
     "agent_alias": frozenset({"BEDROCK_AGENT_ID", "BEDROCK_AGENT_ALIAS_ID"}),
     "agent_invoke": frozenset({"BEDROCK_AGENT_ID", "BEDROCK_AGENT_ALIAS_ID"}),
+    "aws_credentials": frozenset({"AWS_PROFILE"}),
 }
 # Valid stand-ins for bad required variables, so the rest of the configuration still loads.
 _PLACEHOLDERS = {
@@ -123,6 +125,8 @@ _CONFIG_FIXES = {
     "→ Agents)",
     "BEDROCK_AGENT_ALIAS_ID": "Set BEDROCK_AGENT_ALIAS_ID to the alias id from the agent's "
     "Aliases list (TSTALIASID for the working draft)",
+    "AWS_PROFILE": "Set AWS_PROFILE to a profile listed by `aws configure list-profiles` "
+    "(or unset it to use the role or keys)",
 }
 _VAR_RE = re.compile(r"^([A-Z][A-Z0-9_]*)\b")
 _SECRET_VARS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -304,6 +308,12 @@ class _Doctor:
         self.timeout_s = timeout_s
         self.ssl_context = ssl_context
         self.settings, self.problems, self.bad_vars = _partial_settings(env)
+        if self.settings is not None:
+            # the same check the gateway makes before it starts (ark/__main__.py)
+            problem = profile_problem(self.settings.aws_profile, env)
+            if problem is not None:
+                self.problems.append(problem)
+                self.bad_vars |= {"AWS_PROFILE"}
         self.region = ""
         self.session: AioSession | None = None
         self.account: str | None = None
@@ -601,8 +611,9 @@ class _Doctor:
                 "socket_mode",
                 "warn",
                 f"hello received from {host}{app}; {num} connections are open for this app, "
-                f"this check's included, so {others} other process{'es' if others > 1 else ''} "
-                "receive a share of the events",
+                f"this check's included, so {others} other "
+                + ("processes receive" if others > 1 else "process receives")
+                + " a share of the events",
                 "If the gateway is running, one other connection is expected (it holds one, "
                 "two briefly while it refreshes); otherwise stop the other consumers of this "
                 "app token (a stray `ark` on a laptop, an extra task): each event goes to only "
@@ -988,7 +999,7 @@ class _Doctor:
                     "warn",
                     f"not allowed to describe {name} (firehose:DescribeDeliveryStream denied)",
                     "Allow firehose:DescribeDeliveryStream to check the stream here; Ark itself "
-                    "needs firehose:PutRecordBatch on it.",
+                    "needs only firehose:PutRecord on it (PutRecordBatch preferred: fewer calls).",
                 )
             if code == "resourcenotfound":
                 return Check(
@@ -1020,7 +1031,8 @@ class _Doctor:
                 "firehose",
                 "fail",
                 detail + ", which does not accept direct puts",
-                "Point FIREHOSE_STREAM_NAME at a Direct PUT stream (Ark sends PutRecordBatch).",
+                "Point FIREHOSE_STREAM_NAME at a Direct PUT stream (Ark sends PutRecordBatch, "
+                "or PutRecord when that is denied).",
             )
         if status == "ACTIVE":
             return Check("firehose", "ok", detail)
@@ -1115,7 +1127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from ark.log import configure_logging
 
-    env = load_environment(dotenv_path=args.env_file)
+    try:
+        env = load_environment(dotenv_path=args.env_file)
+    except ConfigError as exc:
+        checks = [Check("config", "fail", problem, "Correct the file.") for problem in exc.problems]
+        sys.stdout.write(render_json(checks) + "\n" if args.json else render_text(checks))
+        return exit_code(checks)
     # botocore reads AWS_* (keys, profile, endpoints) from the process environment itself
     for key, value in env.items():
         os.environ.setdefault(key, value)
