@@ -11,6 +11,7 @@ optional Unit from CloudWatch's unit list).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import math
@@ -28,8 +29,9 @@ from ark.metrics import (
     NullMetrics,
     make_metrics,
 )
+from ark.posting import SlackPoster
 from tests.e2e_harness import running_ark
-from tests.fakes.bedrock import Chunk, FakeBedrock, HttpError
+from tests.fakes.bedrock import Chunk, FakeBedrock, Gate, HttpError
 from tests.fakes.slack import FakeSlack
 
 VALID_UNITS = frozenset(
@@ -384,3 +386,130 @@ async def test_gateway_prints_one_answer_line_per_message_with_its_stages(
     assert answered["InputFiles"] == 0
     assert answered["Messages"] == 1
     assert "SlackPost" not in failed and failed["AgentTotal"] >= 0
+
+
+def _answer_lines(out: str) -> list[dict[str, Any]]:
+    docs = [validate_emf(line) for line in out.splitlines() if line.strip()]
+    return [d for d in docs if d.get("event") == "answer_metrics"]
+
+
+async def test_gateway_counts_a_message_refused_as_busy(
+    monkeypatch: Any, tmp_path: Any, capsys: Any
+) -> None:
+    gate = asyncio.Event()
+    async with (
+        FakeSlack() as slack,
+        FakeBedrock() as bedrock,
+        running_ark(
+            slack,
+            bedrock,
+            monkeypatch,
+            LOG_FORMAT="json",
+            MAX_CONCURRENT_REQUESTS="1",
+            ARK_MAX_QUEUED_REQUESTS="0",
+            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
+        ) as ark,
+    ):
+        bedrock.queue_script([Gate(gate), Chunk("done at last")])
+        await slack.send_event(slack.dm_event("first", user="U1"))
+        await bedrock.wait_for_invocations(1)
+        await slack.send_event(slack.dm_event("second", user="U2"))
+        await slack.wait_for_call("chat.postMessage")  # the busy reply
+        gate.set()
+        await slack.wait_for_call("chat.postMessage", count=2)
+        await slack.wait_for_call("reactions.remove")
+        await ark.shutdown()
+    answers = _answer_lines(capsys.readouterr().out)
+    assert [d["Outcome"] for d in answers] == ["busy", "answered"]
+    busy = answers[0]
+    assert busy["Messages"] == 1
+    # nothing was timed for a refused message
+    for name in ("AnswerLatency", "QueueWait", "FirstByte", "AgentTotal", "SlackPost"):
+        assert name not in busy, name
+    assert len(bedrock.invocations) == 1
+
+
+async def test_gateway_counts_an_empty_agent_answer(
+    monkeypatch: Any, tmp_path: Any, capsys: Any
+) -> None:
+    async with (
+        FakeSlack() as slack,
+        FakeBedrock() as bedrock,
+        running_ark(
+            slack,
+            bedrock,
+            monkeypatch,
+            LOG_FORMAT="json",
+            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
+        ) as ark,
+    ):
+        bedrock.queue_script([Chunk("   ")])
+        await slack.send_event(slack.dm_event("say nothing", user="U1"))
+        await slack.wait_for_call("reactions.remove")
+        await ark.shutdown()
+    (empty,) = _answer_lines(capsys.readouterr().out)
+    assert empty["Outcome"] == "error_empty"
+    assert empty["Messages"] == 1
+    assert empty["AgentTotal"] >= 0
+    assert empty["InputFiles"] == 0
+    assert "SlackPost" not in empty
+
+
+async def test_gateway_counts_an_internal_error_of_the_poster(
+    monkeypatch: Any, tmp_path: Any, capsys: Any
+) -> None:
+    async def broken_post_answer(self: Any, target: Any, response: Any) -> int:
+        raise RuntimeError("a bug in the poster")
+
+    monkeypatch.setattr(SlackPoster, "post_answer", broken_post_answer)
+    async with (
+        FakeSlack() as slack,
+        FakeBedrock() as bedrock,
+        running_ark(
+            slack,
+            bedrock,
+            monkeypatch,
+            LOG_FORMAT="json",
+            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
+        ) as ark,
+    ):
+        bedrock.queue_script([Chunk("an answer that never gets posted")])
+        await slack.send_event(slack.dm_event("hello", user="U1"))
+        await slack.wait_for_call("reactions.remove")
+        await ark.shutdown()
+        posts = [c.params.get("text", "") for c in slack.calls_to("chat.postMessage")]
+    (failed,) = _answer_lines(capsys.readouterr().out)
+    assert failed["Outcome"] == "error_internal"
+    assert failed["Messages"] == 1
+    assert failed["AnswerLatency"] >= 0
+    # the user still heard back (the generic error reply), not the answer
+    assert len(posts) == 1
+    assert "never gets posted" not in posts[0]
+
+
+async def test_gateway_counts_the_input_files_of_an_answer(
+    monkeypatch: Any, tmp_path: Any, capsys: Any
+) -> None:
+    async with (
+        FakeSlack() as slack,
+        FakeBedrock() as bedrock,
+        running_ark(
+            slack,
+            bedrock,
+            monkeypatch,
+            LOG_FORMAT="json",
+            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
+        ) as ark,
+    ):
+        bedrock.queue_script([Chunk("3 and 7")])
+        files = [
+            slack.file_object("one.csv", b"a,b\n1,2\n", mimetype="text/csv"),
+            slack.file_object("two.csv", b"a,b\n3,4\n", mimetype="text/csv"),
+        ]
+        await slack.send_event(slack.dm_event("sum them", user="U1", files=files))
+        await slack.wait_for_call("reactions.remove")
+        await ark.shutdown()
+    (answered,) = _answer_lines(capsys.readouterr().out)
+    assert answered["Outcome"] == "answered"
+    assert answered["InputFiles"] == 2
+    assert len(bedrock.invocations[0].body["sessionState"]["files"]) == 2
