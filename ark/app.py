@@ -52,12 +52,13 @@ def make_ssl_context() -> ssl.SSLContext:
 
 
 def make_http_client(ssl_context: ssl.SSLContext, max_concurrency: int) -> httpx.AsyncClient:
+    pool = max(20, 2 * max_concurrency)
     return httpx.AsyncClient(
         verify=ssl_context,
         timeout=httpx.Timeout(HTTP_TIMEOUT_S, connect=HTTP_CONNECT_TIMEOUT_S),
-        limits=httpx.Limits(
-            max_connections=max(20, 2 * max_concurrency), max_keepalive_connections=10
-        ),
+        # as many kept alive as may be open: under load a connection closed after its
+        # request is a new TLS handshake to Slack for the next one
+        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         headers={"User-Agent": f"ark/{__version__}"},
         trust_env=False,
     )
