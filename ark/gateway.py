@@ -563,8 +563,14 @@ class Gateway:
             notices.append(UNSUPPORTED_FILE_REPLY)
         skipped = list(plan.skipped)
         inputs: list[InputFile] = []
-        budget = slack_files.MAX_TOTAL_FILE_BYTES
+        # what the attachment budget reserved for this message (the declared sizes): a body
+        # longer than Slack said it would be is refused, not read past the reservation
+        budget = slack_files.planned_bytes(plan)
         for file, media_type in plan.accepted:
+            if budget <= 0:
+                limit = slack_files.format_size(slack_files.MAX_TOTAL_FILE_BYTES)
+                skipped.append((file.name, f"the files of one message may total at most {limit}"))
+                continue
             try:
                 data = await slack_files.download_file(
                     self._http,

@@ -147,3 +147,21 @@ async def test_messages_without_files_never_wait_for_the_budget(slack, bedrock, 
         await slack.wait_for_call(
             "chat.postMessage", lambda c: c.params.get("thread_ts") == holder["ts"]
         )
+
+
+async def test_a_file_longer_than_slack_declared_is_refused_not_read_past_its_reservation(
+    slack, bedrock, monkeypatch
+):
+    # Slack says 1 KiB; the body is 300 KiB. The budget reserved for the declared size, so
+    # the download stops at it: the file is left out with a reason, the text is answered.
+    liar = slack.file_object("data.csv", b"a,b\n" * (75 * KIB))
+    liar["size"] = KIB
+    async with running_ark(slack, bedrock, monkeypatch):
+        event = slack.dm_event("what is in it?", files=[liar])
+        await slack.send_event(event)
+        await slack.wait_for_call("chat.postMessage", count=2)
+        texts = _in_thread(slack, event["ts"])
+        assert any("data.csv" in t and "larger than" in t for t in texts), texts
+        assert "You said: what is in it?" in texts
+        (inv,) = bedrock.invocations
+        assert "files" not in inv.body.get("sessionState", {})
