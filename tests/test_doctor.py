@@ -312,7 +312,6 @@ async def test_agent_alias_not_found_fails(fakes: Fakes) -> None:
     # no question is sent to an alias that does not exist
     assert by["agent_invoke"].status == "skip"
     assert not fakes.bedrock.invocations
-    assert exit_code(checks) == 0
     assert exit_code(checks) == 1
 
 
