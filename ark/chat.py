@@ -895,11 +895,11 @@ def main(
     stdin = stdin or sys.stdin
     console = Console(stdout or sys.stdout, stderr or sys.stderr)
 
-    env = load_environment(dotenv_path=args.env_file)
-    # botocore reads AWS_* (keys, profile, endpoints) from the process environment itself
-    for key, value in env.items():
-        os.environ.setdefault(key, value)
     try:
+        env = load_environment(dotenv_path=args.env_file)
+        # botocore reads AWS_* (keys, profile, endpoints) from the process environment itself
+        for key, value in env.items():
+            os.environ.setdefault(key, value)
         settings = load_chat_settings(env)
     except ConfigError as exc:
         console.note(f"ark chat: invalid configuration: {'; '.join(exc.problems)}")

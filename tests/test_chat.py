@@ -297,6 +297,19 @@ async def test_unknown_aws_profile_is_one_line_and_status_2(tmp_path, chat_env, 
     assert "no-such-profile" in line
 
 
+async def test_env_file_that_is_not_utf8_is_one_line_and_status_2(tmp_path, chat_env):
+    bad = tmp_path / "bad.env"
+    bad.write_bytes(b"BEDROCK_AGENT_ID=\xff\xfe\n")
+    stdin, stdout, stderr = io.StringIO("hello\n"), io.StringIO(), io.StringIO()
+    argv = ["--env-file", str(bad), "--out", str(tmp_path / "out")]
+    async with asyncio.timeout(CHAT_TIMEOUT_S):
+        code = await asyncio.to_thread(main, argv, stdin=stdin, stdout=stdout, stderr=stderr)
+    assert code == 2
+    assert stdout.getvalue() == ""
+    (line,) = stderr.getvalue().splitlines()
+    assert "bad.env" in line
+
+
 async def test_slack_variables_are_ignored(tmp_path, chat_env, bedrock, monkeypatch):
     monkeypatch.setenv("SLACK_BOT_TOKEN", "not-a-bot-token")
     monkeypatch.setenv("SLACK_API_URL", "ftp://nowhere")
