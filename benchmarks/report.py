@@ -177,8 +177,8 @@ def verdicts(ark: Measurements, bolt: Measurements | None) -> list[Verdict]:
             _le(steady_p99, 5.0),
             "ack p99 ≤ 5 ms at the steady rate",
             f"{steady_p99:.2f} ms",
-            "the ack shares one event loop with answers in flight (Slack calls, agent stream "
-            "parsing, logging): an ack waits for whatever callback is running.",
+            "the ack shares one event loop with the answers in flight (their Slack calls, "
+            "agent streams and log lines): an ack waits for whatever callback is running.",
         ),
         _check(
             burst_ok,
@@ -197,15 +197,16 @@ def verdicts(ark: Measurements, bolt: Measurements | None) -> list[Verdict]:
             _le(inbound, 5.0),
             "gateway overhead p50 ≤ 5 ms: envelope → InvokeAgent",
             f"{inbound:.2f} ms",
-            "the path holds loopback round trips before the invocation (reaction, users.info "
-            "on a cache miss) plus request signing and serialisation in botocore.",
+            "before the request leaves, botocore validates, serialises and signs it, and the "
+            ":eyes: reaction's Slack call shares the loop (Bolt's bot sends no reaction).",
         ),
         _check(
             _le(outbound, 5.0),
             "gateway overhead p50 ≤ 5 ms: last chunk → post",
             f"{outbound:.2f} ms",
-            "the answer is posted only when the stream ends: botocore's event-stream parsing "
-            "and the render run first.",
+            "the answer is posted when the stream ends: botocore's event-stream parsing, the "
+            "markdown render and httpx's connection pool (which scans every pooled connection "
+            "on each request) run first.",
         ),
         _check(
             None if idle_ok is None else idle_ok and below_bolt is not False,
@@ -229,8 +230,9 @@ def verdicts(ark: Measurements, bolt: Measurements | None) -> list[Verdict]:
             f"peak RSS under the file load ≤ 64 MB + budget ({BUDGET_MB} MB) + 40 MB "
             f"= {peak_limit} MB, nothing dropped",
             f"{ark.files_peak_rss_mb:.1f} MB, {ark.files_answered}/{ark.files_sent} answered",
-            "the budget counts the raw attachment bytes; botocore builds the base64 JSON body "
-            "(about 2.7 × the raw bytes, transiently) for each admitted invocation on top.",
+            "the budget counts each message's attachments times IN_FLIGHT_COPIES "
+            "(ark/budget.py: the raw bytes plus botocore's base64 JSON body); what the "
+            "process holds beyond that is its fixed overhead.",
         ),
         _check(
             _le(start, 1.5),

@@ -74,3 +74,15 @@ def test_table_and_verdicts_without_bolt_say_so():
     by_target = {v.target: v for v in verdicts(m, None)}
     assert by_target["start → connected ≤ 1.5 s"].met is True
     assert by_target["burst: ack p99 ≤ 0.5 × the Bolt bot's"].met is None
+
+
+def test_heavy_rows_are_medians_of_their_runs_and_losses_the_worst_run():
+    m = Measurements()
+    m.burst_runs = [(10.0, 50.0, 60.0, 0), (12.0, 40.0, 45.0, 2), (11.0, 90.0, 95.0, 0)]
+    m.files_runs = [(140.0, 20, 20, 3), (150.0, 20, 19, 5), (120.0, 20, 20, 4)]
+    m.summarise()
+    assert (m.burst_p50_ms, m.burst_p99_ms, m.burst_max_ms) == (11.0, 50.0, 60.0)
+    assert m.burst_unacked == 2  # one run lost two acks: the row says so
+    assert m.files_peak_rss_mb == 140.0
+    assert (m.files_answered, m.files_sent) == (19, 20)
+    assert m.files_queued_notices == 4
