@@ -72,3 +72,48 @@ async def test_debug_logs_never_contain_tokens(tmp_path):
         assert '"event":"answered"' in log
         assert slack.bot_token not in log and slack.app_token not in log
         assert "xoxb-" not in log and "xapp-" not in log
+
+
+async def test_configuration_and_aws_keys_from_dotenv_reach_botocore(tmp_path):
+    # Everything in ./.env, nothing in the environment but the basics: the AWS keys there
+    # must sign the InvokeAgent request (botocore reads them from the process environment)
+    async with FakeSlack() as slack, FakeBedrock() as bedrock:
+        env = gateway_env(
+            slack,
+            bedrock,
+            LOG_LEVEL="info",
+            AWS_ACCESS_KEY_ID="AKIADOTENVDOTENV0000",
+            AWS_SECRET_ACCESS_KEY="dotenv-secret-not-real",
+        )
+        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        basics = {
+            k: v
+            for k, v in os.environ.items()
+            if k in ("PATH", "HOME", "NO_PROXY", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+            or k == "AWS_EC2_METADATA_DISABLED"
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ark",
+            env=basics,
+            cwd=str(tmp_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await slack.wait_for_connections(1, timeout_s=PROCESS_TIMEOUT_S)
+            await slack.send_event(slack.dm_event("signed?"))
+            await slack.wait_for_call("chat.postMessage", timeout_s=PROCESS_TIMEOUT_S)
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(PROCESS_TIMEOUT_S):
+                _, stderr = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0, stderr.decode()[-2000:]
+        (inv,) = bedrock.invocations
+        authorization = {k.lower(): v for k, v in inv.headers.items()}["authorization"]
+        assert "Credential=AKIADOTENVDOTENV0000/" in authorization
+        assert "dotenv-secret-not-real" not in stderr.decode()
