@@ -88,7 +88,12 @@ def _line(draw: st.DrawFn, *, in_table: bool = False) -> tuple[str, str]:
 @st.composite
 def _paragraph(draw: st.DrawFn) -> tuple[str, str]:
     lines = draw(st.lists(_line(), min_size=1, max_size=4))
-    return "\n".join(line[0] for line in lines), " ".join(line[1] for line in lines)
+    text, seen = "\n".join(line[0] for line in lines), " ".join(line[1] for line in lines)
+    if draw(st.booleans()):
+        # a paragraph that starts with a triple-backtick code span is not a code fence
+        w = draw(_WORD)
+        text, seen = f"```{w} install``` {text}", f"{w} install {seen}"
+    return text, seen
 
 
 @st.composite
@@ -166,4 +171,10 @@ HUGE = [
     "@here " * 16_000,
     "**a " * 25_000,
     report(100_000),
+    # many inline spans in one paragraph (the mrkdwn converter once went quadratic here)
+    "*w* " * 25_000,
+    "**b** " * 16_667,
+    "~~s~~ " * 16_667,
+    "*a" * 50_000,
+    "[" * 100_000,
 ]

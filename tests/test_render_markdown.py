@@ -3,12 +3,14 @@ a native `table` block) and its splitting under Slack's limits."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ark.slack.render import tokens
 from ark.slack.render.markdown import MIN_LIMIT, render_markdown
 from ark.slack.render.model import (
     MAX_BLOCKS,
@@ -19,7 +21,11 @@ from ark.slack.render.model import (
     Part,
 )
 from ark.slack.render.safety import ZWSP, has_live_token
+from ark.slack.render.tokens import parser
 from tests.markdown_corpus import BLOCK, HUGE, alnum, is_subsequence, report, visible
+
+# generous: about 10x the slowest 100 KB input measured (`[` * 100_000, under 2 s)
+HUGE_SECONDS = 20.0
 
 
 def _markdown(part: Part) -> str:
@@ -45,7 +51,13 @@ def _shown(parts: list[Part]) -> str:
 
 
 def _fence_lines(text: str) -> int:
-    return sum(1 for line in text.split("\n") if line.lstrip(" >").startswith("```"))
+    """Lines that open or close a backtick fence (whose info string has no backtick)."""
+    count = 0
+    for line in text.split("\n"):
+        body = line.lstrip(" >")
+        run = len(body) - len(body.lstrip("`"))
+        count += run >= 3 and "`" not in body[run:]
+    return count
 
 
 def _check(markdown: str, limit: int = MAX_MARKDOWN_CHARS) -> list[Part]:
@@ -284,6 +296,9 @@ def test_property_generated_markdown(blocks: list[tuple[str, str]], limit: int) 
 
 @pytest.mark.parametrize("source", HUGE, ids=range(len(HUGE)))
 def test_100kb_inputs_render(source: str) -> None:
+    started = time.perf_counter()
+    render_markdown(source)
+    assert time.perf_counter() - started < HUGE_SECONDS
     parts = _check(source)
     assert parts
     assert is_subsequence(alnum(visible(source)), alnum(_shown(parts)))
@@ -295,3 +310,74 @@ def test_wide_table_with_a_huge_header_is_still_cut_within_the_limit() -> None:
     rows = ["| " + " | ".join(f"v{r}" for _ in range(25)) + " |" for r in range(60)]
     parts = _check("\n".join([header, rule, *rows]), limit=MIN_LIMIT)
     assert alnum(_shown(parts)) == alnum("\n".join([header, *rows]))
+
+
+# --- regressions ----------------------------------------------------------------------------
+
+
+def test_a_line_starting_with_a_triple_backtick_code_span_is_not_a_fence() -> None:
+    # a backtick fence's info string cannot hold a backtick: this is a code span, and a
+    # split must not "reopen" it as a fence in every message
+    first = "```npm install``` then run the build."
+    steps = [f"Step {i}: " + "do the thing " * 10 for i in range(200)]
+    source = first + " " + "\n".join(steps)
+    parts = _check(source)
+    assert len(parts) == 3
+    joined = "\n".join(_markdown(p) for p in parts)
+    assert joined.count("npm install") == 1
+    assert _fence_lines(joined) == 0
+    assert joined.count("```") == 2
+    assert alnum(_shown(parts)) == alnum(visible(source))
+    assert _markdown(parts[0]).startswith(first)
+    assert _markdown(parts[1]).startswith("Step ")
+
+
+def test_an_answer_is_parsed_once_when_its_blocks_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = report(100_000)
+    parsed: list[int] = []
+    real = parser()
+
+    class Counting:
+        def parse(self, text: str, env: Any = None) -> Any:
+            parsed.append(len(text))
+            return real.parse(text, env)
+
+    monkeypatch.setattr(tokens, "parser", Counting)
+    parts = render_markdown(source)
+    assert len(parts) > 5
+    assert parsed == [len(source)]  # the text fallbacks reuse the blocks already parsed
+
+
+def test_fallback_text_keeps_list_numbers_and_nesting() -> None:
+    (part,) = _check("0. zero\n1. one\n   - nested\n\n     1. deeper\n2. two")
+    assert part.message.text == "0. zero\n1. one\n    • nested\n        1. deeper\n2. two"
+
+
+def test_reference_links_keep_their_definition_after_a_split() -> None:
+    body = "\n\n".join(f"Paragraph {i} " + "filler " * 60 for i in range(12))
+    source = (
+        "See [the docs][docs] and [Guide] first.\n\n"
+        + body
+        + '\n\n[docs]: https://docs.example.com/a "Docs"\n[guide]: <https://g.example.com/b c>'
+    )
+    parts = _check(source, limit=MIN_LIMIT)
+    assert len(parts) > 3
+    first = _markdown(parts[0])
+    hrefs = [
+        t.attrGet("href")
+        for block in parser().parse(first)
+        for t in block.children or ()
+        if t.type == "link_open"
+    ]
+    assert hrefs == ["https://docs.example.com/a", "https://g.example.com/b%20c"]
+    assert parts[0].markdown == first  # the mrkdwn fallback of this part gets them too
+    assert "https://docs.example.com/a" in parts[0].message.text
+    # a part that uses no reference gets no definition
+    assert "]:" not in _markdown(parts[1])
+
+
+def test_reference_definitions_are_not_carried_over_the_limit() -> None:
+    label = "x" * 300
+    source = f"[a][{label}] " + "word " * 95 + f"\n\n{'y ' * 200}\n\n[{label}]: https://e.example/"
+    for part in _check(source, limit=MIN_LIMIT):
+        assert len(_markdown(part)) <= MIN_LIMIT

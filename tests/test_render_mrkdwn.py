@@ -4,6 +4,7 @@ splitting under the text limit."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -146,6 +147,11 @@ def test_nested_lists_three_deep() -> None:
 
 def test_ordered_list_keeps_its_start_number() -> None:
     assert to_mrkdwn("3. c\n4. d\n1. e") == "3. c\n4. d\n5. e"
+
+
+def test_ordered_list_may_start_at_zero() -> None:
+    assert to_mrkdwn("0. zero\n1. one\n2. two") == "0. zero\n1. one\n2. two"
+    assert to_mrkdwn("- a\n\n  0. nested") == "• a\n    0. nested"
 
 
 def test_mixed_nested_lists() -> None:
@@ -457,7 +463,25 @@ def test_property_generated_markdown(blocks: list[tuple[str, str]], limit: int) 
         assert _is_subsequence(whole, _alnum(joined))
 
 
+# generous: about 10x the slowest 100 KB input measured (about 1 s)
+HUGE_SECONDS = 10.0
+
+
 @pytest.mark.parametrize("source", _HUGE, ids=range(len(_HUGE)))
 def test_100kb_inputs_render(source: str) -> None:
+    started = time.perf_counter()
+    render_mrkdwn(source)
+    assert time.perf_counter() - started < HUGE_SECONDS
     parts = _check(source, MAX_TEXT_FALLBACK_CHARS)
     assert parts
+
+
+def test_many_spans_in_one_paragraph_take_linear_time() -> None:
+    # 100,000 emphasis spans in one paragraph (400 KB): about 3 s when each span's
+    # neighbour is found in constant time; a copy of the rest of the paragraph per span
+    # (quadratic) took minutes
+    source = "*w* " * 100_000
+    started = time.perf_counter()
+    parts = texts(source)
+    assert time.perf_counter() - started < 30.0
+    assert "".join(parts).count("_w_") == 100_000

@@ -81,9 +81,27 @@ def test_inline_plain_drops_markup_and_keeps_urls_not_already_shown() -> None:
 def test_block_plain_of_code_lists_and_rules() -> None:
     found = {b.kind: b for b in blocks(ANSWER)}
     assert block_plain(found[tokens.FENCE]) == "x = '<!here>'"
-    assert block_plain(found[tokens.BULLET_LIST]) == "• one\n• two\n• three\n• four"
+    assert block_plain(found[tokens.BULLET_LIST]) == "• one\n    • two\n        • three\n• four"
     assert block_plain(found[tokens.TABLE]) == "Region | Sales\nEMEA | 12\nAPAC | "
     assert block_plain(found[tokens.BLOCKQUOTE]) == "quoted"
+
+
+def test_block_plain_keeps_list_numbers_and_nesting() -> None:
+    source = (
+        "3. third\n4. fourth\n   - nested\n\n     0. zero\n\n        ```\n        code\n        ```"
+    )
+    (found,) = blocks(source)
+    assert block_plain(found) == (
+        "3. third\n4. fourth\n    • nested\n        0. zero\n           code"
+    )
+    (zero,) = blocks("0. zero\n1. one")
+    assert block_plain(zero) == "0. zero\n1. one"
+
+
+def test_blocks_hands_back_the_parser_env() -> None:
+    env: dict[str, object] = {}
+    blocks("[a]\n\n[A]: https://x.example", env)
+    assert env["references"] == {"A": {"title": "", "href": "https://x.example", "map": [2, 3]}}
 
 
 def test_the_parser_is_built_once() -> None:

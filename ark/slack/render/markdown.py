@@ -13,12 +13,15 @@ shared CommonMark parser, never by regular expressions over the raw text); a blo
 by itself is split between list items, then between lines, with a code fence closed and
 reopened (info string kept) across the cut and a table's header and delimiter row repeated;
 a line longer than a whole message is cut at a space outside code spans, links and
-emphasis where there is one. Every piece of the agent's text goes through `defuse` before
-anything else, so nothing it wrote can ping anyone.
+emphasis where there is one. A message whose reference links (`[text][label]`) lost
+their definitions to another message carries a copy of those definitions. Every piece of
+the agent's text goes through `defuse` before anything else, so nothing it wrote can ping
+anyone.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +56,7 @@ class _Prose:
 
     source: str
     separator: str = "\n\n"  # before it, when it follows other prose in the same block
+    plain: str | None = None  # its visible text, when known without parsing it again
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,8 @@ def _fence_open(line: str) -> tuple[str, str] | None:
     for char in _FENCE_CHARS:
         if body.startswith(char * 3):
             run = len(body) - len(body.lstrip(char))
+            if char == "`" and "`" in body[run:]:
+                return None  # a backtick fence's info string has no backtick: a code span
             return prefix, char * run
     return None
 
@@ -225,7 +231,7 @@ def _pieces(block: md.Block, limit: int) -> Iterator[_Prose | _TableRows]:
             return
         # else it fits whole, or its header is too long to repeat: cut it like any block
     if len(block.source) <= limit:
-        yield _Prose(block.source)
+        yield _Prose(block.source, plain=md.block_plain(block).strip())
         return
     if block.kind in (md.BULLET_LIST, md.ORDERED_LIST):
         for n, item in enumerate(md.list_items(block)):
@@ -245,7 +251,8 @@ def _pieces(block: md.Block, limit: int) -> Iterator[_Prose | _TableRows]:
 
 def _cell(token: Token | None) -> dict[str, str]:
     text = md.inline_plain(token).replace("\n", " ").strip() if token is not None else ""
-    return {"type": "raw_text", "text": text or EMPTY_CELL}
+    # defused again: pieces joined without their markup (`` `<`!here ``) can form a token
+    return {"type": "raw_text", "text": defuse(text) or EMPTY_CELL}
 
 
 def _table_block(rows: _TableRows) -> dict[str, Any]:
@@ -261,12 +268,25 @@ def _table_block(rows: _TableRows) -> dict[str, Any]:
     return block
 
 
-def _fallback_text(markdown: str) -> str:
-    """The message as plain text (markdown stripped), escaped for Slack, within the limit."""
-    plain = "\n\n".join(
-        text for text in (md.block_plain(b).strip() for b in md.blocks(markdown)) if text
+def _plain_of(source: str) -> str:
+    """The visible text of a piece of markdown the document parse did not give whole (a
+    piece of a block cut up): only its start is parsed, as much as the text fallback can
+    show, so a long answer is not parsed twice over."""
+    room = 2 * MAX_TEXT_FALLBACK_CHARS
+    if len(source) > room:
+        cut = source.rfind("\n", 0, room)
+        if cut < room // 2:
+            cut = source.rfind(" ", 0, room)
+        source = source[: cut if cut > room // 2 else room]
+    return "\n\n".join(
+        text for text in (md.block_plain(b).strip() for b in md.blocks(source)) if text
     )
-    text = escape(plain.strip() or markdown.strip())
+
+
+def _fallback_text(plains: Sequence[str], markdown: str) -> str:
+    """The message as plain text (markdown stripped), escaped for Slack, within the limit."""
+    plain = "\n\n".join(text for text in plains if text)
+    text = defuse(escape(plain.strip() or markdown.strip()))
     if len(text) > MAX_TEXT_FALLBACK_CHARS:
         cut = text.rfind("&", MAX_TEXT_FALLBACK_CHARS - 6, MAX_TEXT_FALLBACK_CHARS)
         end = cut if cut > 0 and ";" not in text[cut:MAX_TEXT_FALLBACK_CHARS] else None
@@ -274,40 +294,123 @@ def _fallback_text(markdown: str) -> str:
     return text
 
 
+_LABEL_RE = re.compile(r"\[((?:[^\[\]\\]|\\.){1,999})\]")
+
+
+def _normal_label(label: str) -> str:
+    """A link label as markdown-it keys its reference definitions."""
+    return " ".join(label.split()).lower().upper()
+
+
+_DEFINITION_RE = re.compile(r"^[ ]{0,3}\[((?:[^\[\]\\]|\\.){1,999})\]:", re.MULTILINE)
+
+
+class _References:
+    """The answer's link reference definitions, so a message whose reference links lost
+    their definition to another message (after a split) carries a copy of it."""
+
+    def __init__(self, env: dict[str, Any]) -> None:
+        self.lines: dict[str, str] = {}  # normalised label → a definition line for it
+        for label, ref in (env.get("references") or {}).items():
+            title = str(ref.get("title") or "")
+            line = f"[{label}]: <{ref.get('href') or ''}>"
+            if title:
+                line += ' "' + title.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            self.lines[label] = defuse(line)
+
+    def used(self, source: str) -> dict[str, str]:
+        """The definition lines of the labels `source` uses."""
+        if not self.lines or "[" not in source:
+            return {}
+        out: dict[str, str] = {}
+        for match in _LABEL_RE.finditer(source):
+            label = _normal_label(match.group(1))
+            if label in self.lines:
+                out[label] = self.lines[label]
+        return out
+
+    def defined(self, source: str) -> set[str]:
+        """The labels `source` defines itself."""
+        if not self.lines or "]:" not in source:
+            return set()
+        return {_normal_label(m.group(1)) for m in _DEFINITION_RE.finditer(source)}
+
+
 class _Messages:
     """Packs pieces greedily into messages: prose joins the pending markdown block while it
-    fits; a table ends the message it joins."""
+    fits (with the reference definitions it needs from elsewhere); a table ends the message
+    it joins."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, references: _References) -> None:
         self.limit = limit
+        self.references = references
         self.prose: list[str] = []
+        self.plains: list[str | None] = []
         self.size = 0
+        self.needed: dict[str, str] = {}
+        self.defined: set[str] = set()
         self.parts: list[Part] = []
 
+    def _carried(self, needed: dict[str, str], defined: set[str]) -> list[str]:
+        return [line for label, line in needed.items() if label not in defined]
+
+    @staticmethod
+    def _carry_size(lines: Sequence[str]) -> int:
+        return len(BLOCK_SEPARATOR) + sum(len(line) + 1 for line in lines) - 1 if lines else 0
+
     def add_prose(self, piece: _Prose) -> None:
+        used = self.references.used(piece.source)
+        defined = self.references.defined(piece.source)
         extra = len(piece.source) + (len(piece.separator) if self.prose else 0)
-        if self.prose and self.size + extra > self.limit:
-            self.finish(None)
-            extra = len(piece.source)
+        if self.prose:
+            carry = self._carried({**self.needed, **used}, self.defined | defined)
+            if self.size + extra + self._carry_size(carry) > self.limit:
+                self.finish(None)
+                extra = len(piece.source)
         self.prose.append(piece.separator + piece.source if self.prose else piece.source)
+        self.plains.append(piece.plain)
         self.size += extra
+        self.needed.update(used)
+        self.defined |= defined
 
     def finish(self, rows: _TableRows | None) -> None:
         prose = "".join(self.prose)
-        self.prose, self.size = [], 0
+        plains = self.plains
+        carry = self._carried(self.needed, self.defined)
+        self.prose, self.plains, self.size, self.needed, self.defined = [], [], 0, {}, set()
+        carried: list[str] = []
+        room = self.limit - len(prose) - len(BLOCK_SEPARATOR)
+        for line in carry if prose.strip() else ():
+            if len(line) + 1 <= room:  # a piece as long as the limit has no room for any
+                carried.append(line)
+                room -= len(line) + 1
+        if carried:
+            prose = prose + BLOCK_SEPARATOR + "\n".join(carried)
         blocks: list[dict[str, Any]] = []
         sources: list[str] = []
+        texts: list[str] = []
         if prose.strip():
             blocks.append({"type": "markdown", "text": prose})
             sources.append(prose)
+            if carried or any(p is None for p in plains):
+                texts.append(_plain_of(prose))
+            else:
+                texts.extend(p for p in plains if p)
         if rows is not None:
             blocks.append(_table_block(rows))
             sources.append(rows.source())
+            texts.append(_table_plain(rows))
         if not blocks:
             return
         markdown = BLOCK_SEPARATOR.join(sources)
-        message = SlackMessage(text=_fallback_text(markdown), blocks=tuple(blocks))
+        message = SlackMessage(text=_fallback_text(texts, markdown), blocks=tuple(blocks))
         self.parts.append(Part(markdown=markdown, message=message))
+
+
+def _table_plain(rows: _TableRows) -> str:
+    table = rows.table
+    grid = [table.header, *table.rows[rows.start : rows.stop]]
+    return "\n".join(" | ".join(md.inline_plain(c) for c in row) for row in grid)
 
 
 def render_markdown(markdown: str, *, limit: int = MAX_MARKDOWN_CHARS) -> list[Part]:
@@ -316,8 +419,11 @@ def render_markdown(markdown: str, *, limit: int = MAX_MARKDOWN_CHARS) -> list[P
     or whitespace-only input gives no message."""
     if limit < MIN_LIMIT:
         raise ValueError(f"limit must be at least {MIN_LIMIT}, got {limit}")
-    messages = _Messages(limit)
-    for block in md.blocks(defuse(markdown)):
+    markdown = defuse(markdown)
+    env: dict[str, Any] = {}
+    found = md.blocks(markdown, env)
+    messages = _Messages(limit, _References(env))
+    for block in found:
         for piece in _pieces(block, limit):
             if isinstance(piece, _TableRows):
                 messages.finish(piece)

@@ -135,9 +135,11 @@ def _plain(nodes: Sequence[_Span | Token]) -> str:
     return "".join(out)
 
 
-def _first_char(nodes: Sequence[_Span | Token]) -> str:
-    """The first character the nodes will render as (approximately: a span's marker)."""
-    for node in nodes:
+def _first_char(nodes: Sequence[_Span | Token], start: int = 0) -> str:
+    """The first character `nodes[start:]` will render as (approximately: a span's marker).
+    Takes an offset rather than a slice, so asking after each of n spans stays linear."""
+    for k in range(start, len(nodes)):
+        node = nodes[k]
         if isinstance(node, _Span):
             if node.kind == "link":
                 return "<"
@@ -232,7 +234,7 @@ def _render_inline(
                 continue
             marker = _MARKERS.get(node.kind)
             prev = out.last_char() or before
-            nxt = _first_char(nodes[k + 1 :]) or after
+            nxt = _first_char(nodes, k + 1) or after
             use = (
                 marker is not None
                 and marker not in active
@@ -397,7 +399,8 @@ def _item(marker: str, lines: list[_Line]) -> _Unit:
 
 def _list_units(toks: Sequence[Token], i: int, j: int, depth: int) -> list[_Unit]:
     ordered = toks[i].type == "ordered_list_open"
-    number = int(toks[i].attrGet("start") or 1) if ordered else 0
+    start = toks[i].attrGet("start")  # markdown-it leaves it unset for 1 (and 0 is falsy)
+    number = int(start) if ordered and start is not None else 1
     units: list[_Unit] = []
     k = i + 1
     while k < j:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -68,13 +69,14 @@ def _kind(token: Token) -> str:
     return token.type.removesuffix("_open")
 
 
-def blocks(markdown: str) -> list[Block]:
+def blocks(markdown: str, env: dict[str, Any] | None = None) -> list[Block]:
     """The top-level blocks of `markdown`, in order. Every non-blank source line belongs to
     exactly one block; lines no token covers become OTHER blocks, so nothing is lost.
     Lines are cut where markdown-it cuts them (`\\n`, `\\r\\n`, `\\r`), not at every
-    separator `str.splitlines` knows, so token line numbers match."""
+    separator `str.splitlines` knows, so token line numbers match. `env`, when given,
+    receives the parser's environment (link reference definitions under "references")."""
     lines = markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    tokens = parser().parse(markdown)
+    tokens = parser().parse(markdown, env if env is not None else {})
     out: list[Block] = []
     covered_to = 0
     i = 0
@@ -207,7 +209,49 @@ def block_plain(block: Block) -> str:
         return "―――"
     if not block.tokens:
         return block.source
-    lines = [inline_plain(t) for t in block.tokens if t.type == "inline"]
-    if block.kind in (BULLET_LIST, ORDERED_LIST):
-        return "\n".join(f"• {line}" for line in lines)
-    return "\n".join(lines)
+    if block.kind in (BULLET_LIST, ORDERED_LIST, BLOCKQUOTE):
+        return _nested_plain(block.tokens)
+    return "\n".join(inline_plain(t) for t in block.tokens if t.type == "inline")
+
+
+LIST_INDENT = "    "
+
+
+def _nested_plain(tokens: Sequence[Token]) -> str:
+    """Lists (and what a quote or list item holds) as plain lines: an ordered item keeps
+    its number (`3. third`), a bullet item gets `•`, each nesting level is indented, and
+    code inside an item is kept."""
+    out: list[str] = []
+    numbers: list[int | None] = []  # per open list: the next item's number, None if bullet
+    marker = ""  # the marker the next line of the current item starts with
+
+    def add(text: str) -> None:
+        nonlocal marker
+        indent = LIST_INDENT * max(0, len(numbers) - 1)
+        for n, line in enumerate(text.split("\n")):
+            if n == 0 and marker:
+                out.append(f"{indent}{marker} {line}")
+            else:
+                out.append(f"{indent}{'   ' if numbers and not marker else ''}{line}".rstrip())
+        marker = ""
+
+    for token in tokens:
+        if token.type == "ordered_list_open":
+            start = token.attrGet("start")
+            numbers.append(int(start) if start is not None else 1)
+        elif token.type == "bullet_list_open":
+            numbers.append(None)
+        elif token.type in ("ordered_list_close", "bullet_list_close") and numbers:
+            numbers.pop()
+        elif token.type == "list_item_open" and numbers:
+            number = numbers[-1]
+            if number is None:
+                marker = "•"
+            else:
+                marker = f"{number}."
+                numbers[-1] = number + 1
+        elif token.type == "inline":
+            add(inline_plain(token))
+        elif token.type in ("fence", "code_block"):
+            add(token.content.rstrip("\n"))
+    return "\n".join(out)
