@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from ark.bedrock.types import Citation, Source
 from ark.slack.render.citations import (
     SOURCES_HEADING,
@@ -10,7 +12,9 @@ from ark.slack.render.citations import (
     sources_markdown,
     with_footnotes,
 )
-from ark.slack.render.tokens import FENCE, TABLE, blocks
+from ark.slack.render.markdown import render_markdown
+from ark.slack.render.mrkdwn import to_mrkdwn
+from ark.slack.render.tokens import FENCE, TABLE, blocks, parser
 
 POLICY = Source("travel-policy.pdf, p. 4", "https://docs.example.com/travel-policy.pdf")
 WIKI = Source("Expenses FAQ", "https://example.atlassian.net/wiki/spaces/HR/pages/1")
@@ -94,3 +98,82 @@ def test_compose_puts_sources_after_the_answer_and_handles_empty_parts() -> None
     assert compose_answer("  Just text.  ") == "Just text."
     assert compose_answer("", (), (NO_URL,)).startswith(SOURCES_HEADING)
     assert compose_answer("   ") == ""
+
+
+def test_a_marker_goes_after_an_inline_code_span_not_inside_it() -> None:
+    out = with_footnotes("Run `foo bar` now", (Citation((POLICY,), 0, 8),), (POLICY,))
+    assert out == "Run `foo bar`[1] now"
+    out = with_footnotes("Use ``a ` b`` here.", (Citation((POLICY,), 0, 7),), (POLICY,))
+    assert out == "Use ``a ` b``[1] here."
+    # a lone backtick opens no code span: the marker ends the word as usual
+    out = with_footnotes("a ` b c", (Citation((POLICY,), 0, 3),), (POLICY,))
+    assert out == "a `[1] b c"
+
+
+def test_a_marker_goes_after_link_syntax_not_into_the_link_text() -> None:
+    text = "See [the policy](https://x.example/p) now and ![a chart](https://x.example/c.png) too."
+    out = with_footnotes(
+        text, (Citation((POLICY,), 0, 6), Citation((WIKI,), 0, 50)), (POLICY, WIKI)
+    )
+    assert out == (
+        "See [the policy](https://x.example/p)[1] now and "
+        "![a chart](https://x.example/c.png)[2] too."
+    )
+
+
+def test_cjk_markers_stay_where_the_span_ends() -> None:
+    text = "東京は日本の首都です。大阪は大きい。"
+    citations = (Citation((POLICY,), 0, 2), Citation((WIKI,), 3, 11))
+    out = with_footnotes(text, citations, (POLICY, WIKI))
+    assert out == "東京[1]は日本の首都です。[2]大阪は大きい。"
+    mixed = with_footnotes("Tokyo東京 is big", (Citation((POLICY,), 0, 3),), (POLICY,))
+    assert mixed == "Tokyo[1]東京 is big"
+
+
+def test_many_citations_over_100kb_take_bounded_time() -> None:
+    # 1,000 citations over 100 KB of CJK text (no spaces): 6.7 s when each marker scanned
+    # to the end of the run, about 0.01 s now; the bound is generous
+    text = "日本語のテキスト。" * 11_200
+    citations = tuple(Citation((POLICY,), 0, i * 100) for i in range(1, 1_001))
+    started = time.perf_counter()
+    out = with_footnotes(text, citations, (POLICY,))
+    assert time.perf_counter() - started < 2.0
+    assert out.count("[1]") == 1_000
+    latin = "a" * 100_000  # one long word: every marker goes to its end
+    started = time.perf_counter()
+    assert with_footnotes(latin, citations, (POLICY,)) == latin + "[1]"
+    assert time.perf_counter() - started < 2.0
+
+
+def _link_hrefs(markdown: str) -> list[str]:
+    return [
+        str(t.attrGet("href"))
+        for block in parser().parse(markdown)
+        for t in block.children or ()
+        if t.type == "link_open"
+    ]
+
+
+def test_markers_cannot_become_reference_links() -> None:
+    text = "Fact one. Fact two.\n\n[1]: https://evil.example/one\n[2]: https://evil.example/two"
+    citations = (Citation((POLICY,), 0, 9), Citation((POLICY, WIKI), 10, 19))
+    out = with_footnotes(text, citations, (POLICY, WIKI))
+    assert out.startswith("Fact one.\\[1] Fact two.\\[1]\\[2]\n\n")
+    assert _link_hrefs(out) == []
+    # both paths show `[n]`
+    (part,) = render_markdown(out)
+    assert part.message.text.startswith("Fact one.[1] Fact two.[1][2]")
+    assert to_mrkdwn(out).startswith("Fact one.[1] Fact two.[1][2]")
+
+
+def test_markers_before_a_parenthesis_or_after_a_bracket_are_escaped() -> None:
+    out = with_footnotes("東京(注) x", (Citation((POLICY,), 0, 2),), (POLICY,))
+    assert out == "東京\\[1](注) x"
+    assert _link_hrefs(out) == []
+    assert to_mrkdwn(out) == "東京[1](注) x"
+    shortcut = "See [guide] now.\n\n[guide]: https://g.example"
+    out = with_footnotes(shortcut, (Citation((POLICY,), 0, 11),), (POLICY,))
+    assert out.startswith("See [guide]\\[1] now.")
+    assert _link_hrefs(out) == ["https://g.example"]  # `[guide]` is still its link
+    # no definitions: plain markers, as before
+    assert with_footnotes("A b.", (Citation((POLICY, WIKI), 0, 4),), (POLICY, WIKI)) == "A b.[1][2]"
