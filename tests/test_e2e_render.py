@@ -80,10 +80,10 @@ async def test_table_code_and_sources_arrive_as_blocks(slack, bedrock, monkeypat
         assert first.params["text"].startswith("Here are the Q3 numbers:[1]")
         (markdown,) = [b for b in second.json_field("blocks")]
         assert markdown["type"] == "markdown"
-        body = markdown["text"]
-        assert '```python\nprint(load("q3") * 2)\n```' in body
-        assert "<!channel>" not in body and "<\u200b!channel>" in body
-        assert body.endswith(
+        assert markdown["text"] == (
+            "Run this to refresh them:\n\n"
+            '```python\nprint(load("q3") * 2)\n```\n\n'
+            "Ask <\u200b!channel> if unsure.\n\n"
             "**Sources**\n\n1. [Q3 finance report](https://intranet.example.com/finance/q3)"
         )
 
@@ -98,13 +98,17 @@ async def test_rejected_blocks_fall_back_to_text_exactly_once(slack, bedrock, mo
         assert rejected.json_field("blocks")  # the Block Kit attempt Slack refused
         assert fallback, "the answer must still arrive"
         assert all(not p.json_field("blocks") for p in fallback)
-        text = "\n".join(p.params["text"] for p in fallback)
-        assert text.startswith("Here are the *Q3* numbers:[1]")
-        assert "```\nRegion | Revenue" in text or "Region" in text
-        assert "```\nprint(load(&quot;q3&quot;)" not in text  # code verbatim, only &<> escaped
-        assert 'print(load("q3") * 2)' in text
-        assert "&lt;\u200b!channel&gt;" in text or "&lt;!channel&gt;" in text
-        assert "<https://intranet.example.com/finance/q3|Q3 finance report>" in text
+        # one mrkdwn message: the table as an aligned code block, the code verbatim (only
+        # `&`, `<`, `>` escaped), the broadcast escaped and defused, the source a link
+        assert [p.params["text"] for p in fallback] == [
+            "Here are the *Q3* numbers:[1]\n\n"
+            "```\nRegion | Revenue\n-------+--------\nEMEA   |    1.2M\nAPAC   |    0.9M\n```\n\n"
+            "Run this to refresh them:\n\n"
+            '```\nprint(load("q3") * 2)\n```\n\n'
+            "Ask &lt;\u200b!channel&gt; if unsure.\n\n"
+            "*Sources*\n\n"
+            "1. <https://intranet.example.com/finance/q3|Q3 finance report>"
+        ]
 
 
 async def test_a_later_part_rejected_keeps_earlier_parts_and_sends_the_rest(
