@@ -51,8 +51,13 @@ def make_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+def http_pool_size(max_concurrency: int) -> int:
+    """Connections to Slack: room for each answer's calls plus downloads and notices."""
+    return max(20, 2 * max_concurrency)
+
+
 def make_http_client(ssl_context: ssl.SSLContext, max_concurrency: int) -> httpx.AsyncClient:
-    pool = max(20, 2 * max_concurrency)
+    pool = http_pool_size(max_concurrency)
     return httpx.AsyncClient(
         verify=ssl_context,
         timeout=httpx.Timeout(HTTP_TIMEOUT_S, connect=HTTP_CONNECT_TIMEOUT_S),
@@ -112,7 +117,12 @@ async def serve(
                 firehose=settings.analytics_enabled,
             )
         )
-        web = SlackWeb(http, token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        web = SlackWeb(
+            http,
+            token=settings.slack_bot_token,
+            base_url=settings.slack_api_url,
+            max_in_flight=http_pool_size(settings.max_concurrent_requests),
+        )
         auth = await authenticate(web, stop)
         log.info(
             "starting",

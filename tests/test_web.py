@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -482,3 +483,34 @@ async def test_tokens_never_logged(web: SlackWeb, router: respx.MockRouter) -> N
     assert "secret text" not in dumped
     limited = next(r for r in handler.records if r.getMessage() == "slack_rate_limited")
     assert limited.ark_fields == {"method": "users.info", "retry_after_s": 1.0}  # type: ignore[attr-defined]
+
+
+async def test_requests_in_flight_are_capped_so_the_pool_never_queues() -> None:
+    # Past the cap, calls wait in an asyncio.Semaphore (O(1)), not in httpcore's pool queue
+    # (rescanned on every request): a burst of busy replies stays cheap for the event loop.
+    in_flight = peak = 0
+    release, full = asyncio.Event(), asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight == 3:
+            full.set()
+        await release.wait()
+        in_flight -= 1
+        return httpx.Response(200, json={"ok": True, "ts": "1.0"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        web = SlackWeb(
+            client, token="xoxb-test", base_url="http://slack.test/api/", max_in_flight=3
+        )
+        calls = [asyncio.create_task(web.post_message("C1", f"m{i}")) for i in range(10)]
+        async with asyncio.timeout(5):
+            await full.wait()
+            for _ in range(20):  # give the other seven every chance to start
+                await asyncio.sleep(0)
+            assert in_flight == 3
+            release.set()
+            assert await asyncio.gather(*calls) == ["1.0"] * 10
+    assert peak == 3

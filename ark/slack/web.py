@@ -35,6 +35,8 @@ log = get_logger("ark.slack.web")
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 MAX_RATE_LIMIT_RETRIES = 3
+# requests on the HTTP client at once; app.py sizes the client's pool to match
+MAX_IN_FLIGHT_REQUESTS = 20
 MAX_RETRY_AFTER_S = 30.0
 DEFAULT_RETRY_AFTER_S = 1.0
 MAX_SERVER_ERROR_RETRIES = 2
@@ -118,8 +120,14 @@ class SlackWeb:
         max_retry_after_s: float = MAX_RETRY_AFTER_S,
         server_error_backoff_s: float = SERVER_ERROR_BACKOFF_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_in_flight: int = MAX_IN_FLIGHT_REQUESTS,
     ) -> None:
         self._client = client
+        # At most as many requests on the client as its pool has connections: past that,
+        # httpcore queues them and rescans the whole queue against every connection on
+        # each request, which under a burst (hundreds of busy replies) is quadratic work
+        # on the event loop that also reads and acks Socket Mode envelopes.
+        self._in_flight = asyncio.Semaphore(max(1, max_in_flight))
         self._token = token
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._max_retries = max_retries
@@ -165,7 +173,8 @@ class SlackWeb:
 
         while True:
             try:
-                response = await self._client.post(url, headers=headers, **request_kwargs)
+                async with self._in_flight:
+                    response = await self._client.post(url, headers=headers, **request_kwargs)
             except httpx.HTTPError as exc:  # transport, a body that fails to decode, ...
                 if retry_safe and network_errors < MAX_NETWORK_RETRIES:
                     network_errors += 1
@@ -336,11 +345,12 @@ class SlackWeb:
             raise SlackApiError("files.getUploadURLExternal", "invalid_response")
 
         try:
-            response = await self._client.post(
-                upload_url,
-                content=data,
-                headers={"Content-Type": "application/octet-stream"},
-            )
+            async with self._in_flight:
+                response = await self._client.post(
+                    upload_url,
+                    content=data,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
         except httpx.HTTPError as exc:  # transport, a body that fails to decode, ...
             log.warning("slack_upload_network_error", exc_type=type(exc).__name__)
             raise SlackApiError(UPLOAD_METHOD, "network_error") from exc
