@@ -17,6 +17,8 @@ import logging
 import math
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -30,7 +32,7 @@ from ark.metrics import (
     make_metrics,
 )
 from ark.posting import SlackPoster
-from tests.e2e_harness import running_ark
+from tests.e2e_harness import Running, running_ark
 from tests.fakes.bedrock import Chunk, FakeBedrock, Gate, HttpError
 from tests.fakes.slack import FakeSlack
 
@@ -322,22 +324,28 @@ def test_validator_rejects_what_the_specification_forbids() -> None:
 # ---- the running gateway ------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def _emf_gateway(
+    monkeypatch: Any, tmp_path: Any, **overrides: str
+) -> AsyncIterator[tuple[FakeSlack, FakeBedrock, Running]]:
+    """The real gateway on the loopback fakes, JSON logs (so EMF lines) unless overridden."""
+    overrides.setdefault("LOG_FORMAT", "json")
+    health = str(tmp_path / "hb.json")
+    async with (
+        FakeSlack() as slack,
+        FakeBedrock() as bedrock,
+        running_ark(slack, bedrock, monkeypatch, ARK_HEALTH_FILE=health, **overrides) as ark,
+    ):
+        yield slack, bedrock, ark
+
+
 @pytest.mark.parametrize("log_format", ["json", "text"])
 async def test_gateway_prints_a_reconnect_line_only_with_json_logs(
     monkeypatch: Any, tmp_path: Any, capsys: Any, log_format: str
 ) -> None:
-    async with (
-        FakeSlack() as slack,
-        FakeBedrock() as bedrock,
-        running_ark(
-            slack,
-            bedrock,
-            monkeypatch,
-            LOG_FORMAT=log_format,
-            ARK_METRICS_NAMESPACE="ArkE2E",
-            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
-        ) as ark,
-    ):
+    async with _emf_gateway(
+        monkeypatch, tmp_path, LOG_FORMAT=log_format, ARK_METRICS_NAMESPACE="ArkE2E"
+    ) as (slack, _bedrock, ark):
         capsys.readouterr()
         await slack.drop_connection()
         await slack.wait_for_connections(1)
@@ -358,17 +366,7 @@ async def test_gateway_prints_a_reconnect_line_only_with_json_logs(
 async def test_gateway_prints_one_answer_line_per_message_with_its_stages(
     monkeypatch: Any, tmp_path: Any, capsys: Any
 ) -> None:
-    async with (
-        FakeSlack() as slack,
-        FakeBedrock() as bedrock,
-        running_ark(
-            slack,
-            bedrock,
-            monkeypatch,
-            LOG_FORMAT="json",
-            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
-        ) as ark,
-    ):
+    async with _emf_gateway(monkeypatch, tmp_path) as (slack, bedrock, ark):
         slack.add_user("U1", real_name="Ada")
         bedrock.queue_script([Chunk("fine")])
         bedrock.queue_script([HttpError(403, "AccessDeniedException", "no")])
@@ -397,19 +395,9 @@ async def test_gateway_counts_a_message_refused_as_busy(
     monkeypatch: Any, tmp_path: Any, capsys: Any
 ) -> None:
     gate = asyncio.Event()
-    async with (
-        FakeSlack() as slack,
-        FakeBedrock() as bedrock,
-        running_ark(
-            slack,
-            bedrock,
-            monkeypatch,
-            LOG_FORMAT="json",
-            MAX_CONCURRENT_REQUESTS="1",
-            ARK_MAX_QUEUED_REQUESTS="0",
-            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
-        ) as ark,
-    ):
+    async with _emf_gateway(
+        monkeypatch, tmp_path, MAX_CONCURRENT_REQUESTS="1", ARK_MAX_QUEUED_REQUESTS="0"
+    ) as (slack, bedrock, ark):
         bedrock.queue_script([Gate(gate), Chunk("done at last")])
         await slack.send_event(slack.dm_event("first", user="U1"))
         await bedrock.wait_for_invocations(1)
@@ -432,17 +420,7 @@ async def test_gateway_counts_a_message_refused_as_busy(
 async def test_gateway_counts_an_empty_agent_answer(
     monkeypatch: Any, tmp_path: Any, capsys: Any
 ) -> None:
-    async with (
-        FakeSlack() as slack,
-        FakeBedrock() as bedrock,
-        running_ark(
-            slack,
-            bedrock,
-            monkeypatch,
-            LOG_FORMAT="json",
-            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
-        ) as ark,
-    ):
+    async with _emf_gateway(monkeypatch, tmp_path) as (slack, bedrock, ark):
         bedrock.queue_script([Chunk("   ")])
         await slack.send_event(slack.dm_event("say nothing", user="U1"))
         await slack.wait_for_call("reactions.remove")
@@ -462,17 +440,7 @@ async def test_gateway_counts_an_internal_error_of_the_poster(
         raise RuntimeError("a bug in the poster")
 
     monkeypatch.setattr(SlackPoster, "post_answer", broken_post_answer)
-    async with (
-        FakeSlack() as slack,
-        FakeBedrock() as bedrock,
-        running_ark(
-            slack,
-            bedrock,
-            monkeypatch,
-            LOG_FORMAT="json",
-            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
-        ) as ark,
-    ):
+    async with _emf_gateway(monkeypatch, tmp_path) as (slack, bedrock, ark):
         bedrock.queue_script([Chunk("an answer that never gets posted")])
         await slack.send_event(slack.dm_event("hello", user="U1"))
         await slack.wait_for_call("reactions.remove")
@@ -490,17 +458,7 @@ async def test_gateway_counts_an_internal_error_of_the_poster(
 async def test_gateway_counts_the_input_files_of_an_answer(
     monkeypatch: Any, tmp_path: Any, capsys: Any
 ) -> None:
-    async with (
-        FakeSlack() as slack,
-        FakeBedrock() as bedrock,
-        running_ark(
-            slack,
-            bedrock,
-            monkeypatch,
-            LOG_FORMAT="json",
-            ARK_HEALTH_FILE=str(tmp_path / "hb.json"),
-        ) as ark,
-    ):
+    async with _emf_gateway(monkeypatch, tmp_path) as (slack, bedrock, ark):
         bedrock.queue_script([Chunk("3 and 7")])
         files = [
             slack.file_object("one.csv", b"a,b\n1,2\n", mimetype="text/csv"),

@@ -14,8 +14,12 @@ from tests.fakes.slack import FakeSlack
 PROCESS_TIMEOUT_S = 20.0
 
 
-async def _start_ark(env: dict[str, str], cwd: str) -> asyncio.subprocess.Process:
-    base = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH", "HOME", "NO_"))}
+async def _start_ark(
+    env: dict[str, str], cwd: str, *, inherit: tuple[str, ...] = ("AWS_", "PATH", "HOME", "NO_")
+) -> asyncio.subprocess.Process:
+    """`python -m ark` with `env` over the variables of this process named by `inherit`
+    (prefixes)."""
+    base = {k: v for k, v in os.environ.items() if k.startswith(inherit)}
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -86,21 +90,9 @@ async def test_configuration_and_aws_keys_from_dotenv_reach_botocore(tmp_path):
             AWS_SECRET_ACCESS_KEY="dotenv-secret-not-real",
         )
         (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-        basics = {
-            k: v
-            for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "NO_PROXY", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
-            or k == "AWS_EC2_METADATA_DISABLED"
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ark",
-            env=basics,
-            cwd=str(tmp_path),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        # no AWS keys from this process (they would win over .env): only the isolation
+        basics = ("PATH", "HOME", "NO_PROXY", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+        proc = await _start_ark({}, str(tmp_path), inherit=(*basics, "AWS_EC2_METADATA_DISABLED"))
         try:
             await slack.wait_for_connections(1, timeout_s=PROCESS_TIMEOUT_S)
             await slack.send_event(slack.dm_event("signed?"))
