@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,6 +39,7 @@ from tests.fakes.bedrock import (
     Trace,
     encode_event_stream_message,
 )
+from tests.logcapture import captured_records
 
 AGENT_ID = "AGENT12345"
 ALIAS_ID = "ALIAS12345"
@@ -375,19 +375,8 @@ async def test_retries_are_bounded(
         base_delay_s=0.5,
         sleep=sleeps,
     )
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("ark.bedrock.agent")
-    logger.addHandler(handler)
-    old_level = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
-        with pytest.raises(AgentError) as info:
-            await collect(agent, req(SECRET_TEXT))
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
+    with captured_records("ark.bedrock.agent") as records, pytest.raises(AgentError) as info:
+        await collect(agent, req(SECRET_TEXT))
     assert info.value.kind == "throttling"
     assert info.value.retryable is True
     assert info.value.code == "ThrottlingException"

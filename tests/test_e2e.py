@@ -15,6 +15,7 @@ from ark.errors import BUSY_REPLY, ERROR_REPLY, UNSUPPORTED_FILE_REPLY
 from tests.e2e_harness import running_ark
 from tests.fakes.bedrock import Chunk, Delay, FakeBedrock, Files, HttpError, StreamError, Trace
 from tests.fakes.slack import FakeSlack
+from tests.logcapture import captured_records
 
 
 @pytest.fixture
@@ -519,22 +520,12 @@ async def test_throttling_during_orchestration_is_retried_with_analytics_on(
 
 
 async def test_each_stage_of_an_answer_is_logged_with_its_latency(slack, bedrock, monkeypatch):
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("ark.gateway")
-    logger.addHandler(handler)
-    old_level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
+    with captured_records("ark.gateway", logging.INFO) as records:
         async with running_ark(slack, bedrock, monkeypatch):
             event = slack.dm_event("timed")
             await slack.send_event(event)
             await slack.wait_for_call("chat.postMessage")
             await slack.wait_for_call("reactions.remove")
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
     by_event = {r.getMessage(): r.ark_fields for r in records}  # type: ignore[attr-defined]
     assert by_event["event_received"]["ts"] == event["ts"]
     invoked = by_event["agent_invoked"]
