@@ -109,6 +109,27 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+def _stage_ms(
+    received_at: float,
+    prepared: float,
+    invoked_at: float,
+    first_byte_at: float | None,
+    agent_end: float,
+    *,
+    end: float,
+    posted: float | None = None,
+) -> dict[str, int | None]:
+    """An answer's stage latencies in ms, named as the `answered` log line and
+    `Metrics.answer` take them; a stage that did not happen is None."""
+    return {
+        "total_ms": _ms(end - received_at),
+        "queue_wait_ms": _ms(invoked_at - prepared),
+        "first_byte_ms": _ms(first_byte_at - invoked_at) if first_byte_at else None,
+        "agent_ms": _ms(agent_end - invoked_at),
+        "post_ms": _ms(posted - agent_end) if posted is not None else None,
+    }
+
+
 class Gateway:
     def __init__(
         self,
@@ -419,14 +440,10 @@ class Gateway:
                 partial = builder.result()
                 self.failed += 1
                 failed_at = self._clock()
-                self._metrics.answer(
-                    "error_agent",
-                    total_ms=_ms(failed_at - received_at),
-                    queue_wait_ms=_ms(invoked_at - prepared),
-                    first_byte_ms=_ms(first_byte_at - invoked_at) if first_byte_at else None,
-                    agent_ms=_ms(failed_at - invoked_at),
-                    input_files=file_count,
+                stages = _stage_ms(
+                    received_at, prepared, invoked_at, first_byte_at, failed_at, end=failed_at
                 )
+                self._metrics.answer("error_agent", input_files=file_count, **stages)
                 log.error(
                     "agent_failed",
                     session_id=msg.session_id,
@@ -450,20 +467,19 @@ class Gateway:
         if not response.text.strip() and not response.files and not response.sources:
             self.failed += 1
             log.error("agent_empty_answer", session_id=msg.session_id)
-            self._metrics.answer(
-                "error_empty",
-                total_ms=_ms(self._clock() - received_at),
-                queue_wait_ms=_ms(invoked_at - prepared),
-                first_byte_ms=_ms(first_byte_at - invoked_at) if first_byte_at else None,
-                agent_ms=_ms(agent_done - invoked_at),
-                input_files=file_count,
+            stages = _stage_ms(
+                received_at, prepared, invoked_at, first_byte_at, agent_done, end=self._clock()
             )
+            self._metrics.answer("error_empty", input_files=file_count, **stages)
             await self._notice(target, ERROR_REPLY)
             return
         parts = await self._poster.post_answer(target, response)
         posted = self._clock()
         self._sessions.touch(msg.session_key)
         self.answered += 1
+        stages = _stage_ms(
+            received_at, prepared, invoked_at, first_byte_at, agent_done, end=posted, posted=posted
+        )
         log.info(
             "answered",
             session_id=msg.session_id,
@@ -472,21 +488,9 @@ class Gateway:
             chars=len(response.text),
             sources=len(response.sources) or None,
             files_out=len(response.files) or None,
-            total_ms=_ms(posted - received_at),
-            queue_wait_ms=_ms(invoked_at - prepared),
-            first_byte_ms=_ms(first_byte_at - invoked_at) if first_byte_at else None,
-            agent_ms=_ms(agent_done - invoked_at),
-            post_ms=_ms(posted - agent_done),
+            **stages,
         )
-        self._metrics.answer(
-            "answered",
-            total_ms=_ms(posted - received_at),
-            queue_wait_ms=_ms(invoked_at - prepared),
-            first_byte_ms=_ms(first_byte_at - invoked_at) if first_byte_at else None,
-            agent_ms=_ms(agent_done - invoked_at),
-            post_ms=_ms(posted - agent_done),
-            input_files=file_count,
-        )
+        self._metrics.answer("answered", input_files=file_count, **stages)
         self._publish(msg, response)
 
     def _publish(self, msg: Message, response: AgentResponse) -> None:
