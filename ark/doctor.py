@@ -55,6 +55,7 @@ from ark.bedrock.agent import BedrockAgent, classify_error
 from ark.bedrock.types import AgentRequest, OutputFile, ReturnControl, TextChunk
 from ark.config import ConfigError, Settings, load_environment, load_settings
 from ark.errors import AgentError, SlackApiError
+from ark.health import positive_number
 from ark.log import Redactor
 
 Status = Literal["ok", "fail", "warn", "skip"]
@@ -1074,16 +1075,6 @@ async def run_doctor(
 # --------------------------------------------------------------------------- command line
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ark doctor",
@@ -1099,7 +1090,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_number,
         default=DEFAULT_TIMEOUT_S,
         metavar="S",
         help=f"seconds each check may take (default {DEFAULT_TIMEOUT_S:g}; "

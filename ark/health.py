@@ -306,7 +306,8 @@ def resolve_path(env_file: str | None, environ: Mapping[str, str] | None = None)
     return Path(env.get("ARK_HEALTH_FILE", "").strip() or default_health_file(env))
 
 
-def _positive(raw: str) -> float:
+def positive_number(raw: str) -> float:
+    """An argparse `type`: a finite number greater than 0."""
     try:
         value = float(raw)
     except ValueError:
@@ -328,14 +329,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-age",
-        type=_positive,
+        type=positive_number,
         default=DEFAULT_MAX_AGE_S,
         metavar="S",
         help=f"oldest acceptable heartbeat, seconds (default {DEFAULT_MAX_AGE_S:.0f})",
     )
     parser.add_argument(
         "--max-inbound-age",
-        type=_positive,
+        type=positive_number,
         default=DEFAULT_MAX_INBOUND_AGE_S,
         metavar="S",
         help="longest acceptable silence from Slack, seconds "
