@@ -23,7 +23,6 @@ an alias or stream that was not added answers ResourceNotFoundException, as AWS 
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ from xml.sax.saxutils import escape
 import orjson
 from aiohttp import web
 
-HOST = "127.0.0.1"
+from tests.fakes.server import LoopbackServer
+
 GET_CALLER_IDENTITY = "GetCallerIdentity"
 GET_AGENT_ALIAS = "GetAgentAlias"
 DESCRIBE_DELIVERY_STREAM = "DescribeDeliveryStream"
@@ -43,7 +43,6 @@ OPERATIONS = (GET_CALLER_IDENTITY, GET_AGENT_ALIAS, DESCRIBE_DELIVERY_STREAM)
 FIREHOSE_TARGET_PREFIX = "Firehose_20150804."
 STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 JSON_11_CONTENT_TYPE = "application/x-amz-json-1.1"
-RUNNER_SHUTDOWN_TIMEOUT_S = 1.0
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_ARN = f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/ark-task/fake-session"
 DEFAULT_USER_ID = "AROAFAKEFAKEFAKEFAKE:fake-session"
@@ -120,46 +119,24 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class FakeAwsControl:
+class FakeAwsControl(LoopbackServer):
     """STS, bedrock-agent GetAgentAlias and Firehose DescribeDeliveryStream on 127.0.0.1."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.caller = Caller()
         self.aliases: dict[tuple[str, str], Alias] = {}
         self.streams: dict[str, Stream] = {}
         self.calls: list[ControlCall] = []
-        self.endpoint_url = ""
         self._outcomes: dict[str, Outcome] = {}
-        self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
 
     # lifecycle
 
-    async def start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/", self._post)
         app.router.add_get("/agents/{agent_id}/agentaliases/{alias_id}/", self._get_agent_alias)
-        self._runner = web.AppRunner(
-            app, shutdown_timeout=RUNNER_SHUTDOWN_TIMEOUT_S, access_log=None
-        )
-        await self._runner.setup()
-        await web.TCPSite(self._runner, HOST, 0).start()
-        host, port = self._runner.addresses[0][:2]
-        self.endpoint_url = f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        """Stop the server; hanging requests end at once. Idempotent."""
-        self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeAwsControl:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return app
 
     # scripting and data
 

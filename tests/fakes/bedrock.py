@@ -28,13 +28,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.server import LoopbackServer
+
 EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 JSON_11_CONTENT_TYPE = "application/x-amz-json-1.1"
 FIREHOSE_TARGET_PREFIX = "Firehose_20150804."
 HEADER_TYPE_STRING = 7
 PRELUDE_BYTES = 8
 CRC_BYTES = 4
-RUNNER_SHUTDOWN_TIMEOUT_S = 1.0
 
 
 # --------------------------------------------------------------------------- wire encoding
@@ -189,7 +190,7 @@ def echo_script(invocation: Invocation) -> Sequence[Step]:
 # --------------------------------------------------------------------------- the server
 
 
-class FakeBedrock:
+class FakeBedrock(LoopbackServer):
     """Loopback InvokeAgent + Firehose endpoint on 127.0.0.1 (port 0).
 
     `keep_file_bytes=False` replaces each input file's base64 data in the recorded body with
@@ -201,6 +202,7 @@ class FakeBedrock:
         *,
         keep_file_bytes: bool = True,
     ) -> None:
+        super().__init__()
         self.script = script
         self.keep_file_bytes = keep_file_bytes
         self.invocations: list[Invocation] = []
@@ -215,42 +217,19 @@ class FakeBedrock:
         self.max_concurrent_streams = 0
         self.concurrent_per_session: dict[str, int] = {}
         self.max_concurrent_per_session: dict[str, int] = {}
-        self.endpoint_url = ""
         self._queued: deque[Sequence[Step]] = deque()
         self._changed = asyncio.Condition()
-        self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
 
     # lifecycle
 
-    async def start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post(
             "/agents/{agent_id}/agentAliases/{alias_id}/sessions/{session_id}/text",
             self._invoke_agent,
         )
         app.router.add_post("/", self._firehose)
-        self._runner = web.AppRunner(
-            app, shutdown_timeout=RUNNER_SHUTDOWN_TIMEOUT_S, access_log=None
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.endpoint_url = f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeBedrock:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return app
 
     # scripting
 
