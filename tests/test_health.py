@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,33 +27,11 @@ from ark.health import (
 from tests.e2e_harness import running_ark
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.slack import FakeSlack
+from tests.logcapture import captured_messages
 
 WAIT_S = 10.0
 REPO = Path(__file__).resolve().parent.parent
 NOW = 1_767_225_600.0
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.names: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.names.append(record.getMessage())
-
-
-@contextmanager
-def captured(name: str) -> Iterator[list[str]]:
-    logger = logging.getLogger(name)
-    records = _Records()
-    old_level = logger.level
-    logger.addHandler(records)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield records.names
-    finally:
-        logger.removeHandler(records)
-        logger.setLevel(old_level)
 
 
 def healthy_doc(**overrides: Any) -> dict[str, Any]:
@@ -220,7 +196,7 @@ def test_heartbeat_file_is_what_ark_health_accepts(tmp_path: Path) -> None:
 def test_heartbeat_write_failure_is_logged_once_and_never_raised(tmp_path: Path) -> None:
     path = tmp_path / "missing-dir" / "hb.json"
     beat = Heartbeat(path, _fixed(Snapshot(True, "connected", 1.0)))
-    with captured("ark.health") as names:
+    with captured_messages("ark.health") as names:
         assert not beat.write()
         assert not beat.write()
         path.parent.mkdir()

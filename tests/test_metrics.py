@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import math
 import sys
 import time
@@ -35,6 +34,7 @@ from ark.posting import SlackPoster
 from tests.e2e_harness import Running, running_ark
 from tests.fakes.bedrock import Chunk, FakeBedrock, Gate, HttpError
 from tests.fakes.slack import FakeSlack
+from tests.logcapture import captured_messages
 
 VALID_UNITS = frozenset(
     {
@@ -235,32 +235,15 @@ def test_default_writer_prints_one_plain_line_per_call_to_stdout(capsys: Any) ->
         assert "ts" not in doc and "level" not in doc
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.names: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.names.append(record.getMessage())
-
-
 def test_a_broken_stdout_never_raises_and_is_logged_once() -> None:
     def broken(line: str) -> None:
         raise BrokenPipeError(32, "Broken pipe")
 
     metrics = EmfMetrics("Ark", write=broken)
-    logger = logging.getLogger("ark.metrics")
-    records = _Records()
-    old_level = logger.level
-    logger.addHandler(records)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with captured_messages("ark.metrics") as names:
         metrics.answer("answered", total_ms=1)
         metrics.reconnect()
-    finally:
-        logger.removeHandler(records)
-        logger.setLevel(old_level)
-    assert records.names.count("metrics_write_failed") == 1
+    assert names.count("metrics_write_failed") == 1
 
 
 def test_closed_stdout_is_survived(monkeypatch: Any) -> None:

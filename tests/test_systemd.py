@@ -4,12 +4,10 @@ unit level and with the running gateway against the loopback fakes."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from ark.systemd import SystemdNotifier, status_text, watchdog_interval_s
 from tests.e2e_harness import running_ark
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.slack import FakeSlack
+from tests.logcapture import captured_messages
 
 WAIT_S = 10.0
 
@@ -78,28 +77,6 @@ def listener(tmp_path: Path) -> Iterator[Listener]:
     sock = Listener(str(tmp_path / "notify.sock"))
     yield sock
     sock.close()
-
-
-@contextmanager
-def captured(name: str) -> Iterator[list[str]]:
-    class _Records(logging.Handler):
-        def __init__(self) -> None:
-            super().__init__(logging.DEBUG)
-            self.names: list[str] = []
-
-        def emit(self, record: logging.LogRecord) -> None:
-            self.names.append(record.getMessage())
-
-    logger = logging.getLogger(name)
-    records = _Records()
-    old_level = logger.level
-    logger.addHandler(records)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield records.names
-    finally:
-        logger.removeHandler(records)
-        logger.setLevel(old_level)
 
 
 # ---- environment --------------------------------------------------------------------------
@@ -182,7 +159,7 @@ async def test_abstract_namespace_socket() -> None:
 async def test_watchdog_tick_only_while_healthy(listener: Listener) -> None:
     notifier = SystemdNotifier(listener.address, watchdog_interval_s=30.0)
     problem: list[str | None] = [None]
-    with captured("ark.systemd") as names:
+    with captured_messages("ark.systemd") as names:
         assert notifier.watchdog_tick(lambda: problem[0])
         assert await listener.next() == {"WATCHDOG": "1"}
         problem[0] = "not connected to Slack (state: reconnecting)"
@@ -234,7 +211,7 @@ def test_a_vanished_socket_never_raises_and_is_logged_once(tmp_path: Path) -> No
     assert notifier.send("STATUS=first")
     listener.close()
     os.unlink(listener.address)
-    with captured("ark.systemd") as names:
+    with captured_messages("ark.systemd") as names:
         assert not notifier.send("STATUS=x")
         notifier.on_state(ConnectionState.CONNECTED, {})
         notifier.stopping()
@@ -268,7 +245,7 @@ async def test_gateway_speaks_sd_notify(
             await listener.until("WATCHDOG", "1")
 
             # Slack goes away and stays away: STATUS says so and the keep-alives stop
-            with captured("ark.systemd") as names:
+            with captured_messages("ark.systemd") as names:
                 slack.reject_ws_next(503, times=1000)
                 await slack.drop_connection()
                 status = await listener.until("STATUS")
