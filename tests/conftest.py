@@ -29,3 +29,26 @@ for _k in (
     "all_proxy",
 ):
     os.environ.pop(_k, None)
+
+
+# ---- the loopback fakes, shared by the end-to-end tests ------------------------------------
+
+import pytest  # noqa: E402  (after the isolation above, which must run first)
+
+from tests.fakes.bedrock import FakeBedrock  # noqa: E402
+from tests.fakes.slack import FakeSlack  # noqa: E402
+
+
+@pytest.fixture
+async def slack():
+    """A loopback Slack with one user, U1 (a test module may define its own)."""
+    async with FakeSlack() as fake:
+        fake.add_user("U1", real_name="Ada Lovelace", tz="Europe/London", title="Engineer")
+        yield fake
+
+
+@pytest.fixture
+async def bedrock():
+    """A loopback Bedrock Agent Runtime answering with the echo script."""
+    async with FakeBedrock() as fake:
+        yield fake

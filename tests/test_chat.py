@@ -13,7 +13,7 @@ import base64
 import getpass
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,6 @@ def _restore_ark_logger() -> Iterator[None]:
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
     root.propagate = saved[2]
-
-
-@pytest.fixture
-async def bedrock() -> AsyncIterator[FakeBedrock]:
-    async with FakeBedrock() as fake:
-        yield fake
 
 
 @pytest.fixture

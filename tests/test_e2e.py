@@ -13,22 +13,9 @@ import pytest
 from ark.app import FatalError
 from ark.errors import BUSY_REPLY, ERROR_REPLY, UNSUPPORTED_FILE_REPLY
 from tests.e2e_harness import running_ark
-from tests.fakes.bedrock import Chunk, Delay, FakeBedrock, Files, HttpError, StreamError, Trace
+from tests.fakes.bedrock import Chunk, Delay, Files, HttpError, StreamError, Trace
 from tests.fakes.slack import FakeSlack
 from tests.logcapture import captured_records
-
-
-@pytest.fixture
-async def slack():
-    async with FakeSlack() as fake:
-        fake.add_user("U1", real_name="Ada Lovelace", tz="Europe/London", title="Engineer")
-        yield fake
-
-
-@pytest.fixture
-async def bedrock():
-    async with FakeBedrock() as fake:
-        yield fake
 
 
 def _posts_in(slack: FakeSlack, thread_ts: str | None) -> list[str]:

@@ -14,7 +14,7 @@ from ark.budget import in_flight_bytes
 from ark.errors import ERROR_REPLY
 from ark.gateway import FILES_QUEUED_NOTICE, GatewayOptions
 from tests.e2e_harness import running_ark
-from tests.fakes.bedrock import Chunk, FakeBedrock, Gate, StreamError
+from tests.fakes.bedrock import Chunk, Gate, StreamError
 from tests.fakes.slack import FakeSlack
 
 KIB = 1024
@@ -27,12 +27,6 @@ assert in_flight_bytes(FILE_BYTES) <= 1024 * KIB < 2 * in_flight_bytes(FILE_BYTE
 async def slack():
     async with FakeSlack() as fake:
         fake.add_user("U1", real_name="Ada Lovelace")
-        yield fake
-
-
-@pytest.fixture
-async def bedrock():
-    async with FakeBedrock() as fake:
         yield fake
 
 

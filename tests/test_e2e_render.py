@@ -3,11 +3,8 @@ payload falls back to mrkdwn text exactly once."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.e2e_harness import running_ark
-from tests.fakes.bedrock import Chunk, FakeBedrock
-from tests.fakes.slack import FakeSlack
+from tests.fakes.bedrock import Chunk
 
 ANSWER = """Here are the **Q3** numbers:
 
@@ -38,19 +35,6 @@ CITATION = {
         }
     ],
 }
-
-
-@pytest.fixture
-async def slack():
-    async with FakeSlack() as fake:
-        fake.add_user("U1", real_name="Ada Lovelace", tz="Europe/London", title="Engineer")
-        yield fake
-
-
-@pytest.fixture
-async def bedrock():
-    async with FakeBedrock() as fake:
-        yield fake
 
 
 def _row(*cells: str) -> list[dict[str, str]]:
