@@ -116,11 +116,14 @@ def _stage_ms(
     first_byte_at: float | None,
     agent_end: float,
     *,
-    end: float,
     posted: float | None = None,
+    end: float | None = None,
 ) -> dict[str, int | None]:
     """An answer's stage latencies in ms, named as the `answered` log line and
-    `Metrics.answer` take them; a stage that did not happen is None."""
+    `Metrics.answer` take them; a stage that did not happen is None. The total runs to
+    `end`, by default the post (or the agent's end when nothing was posted)."""
+    if end is None:
+        end = posted if posted is not None else agent_end
     return {
         "total_ms": _ms(end - received_at),
         "queue_wait_ms": _ms(invoked_at - prepared),
@@ -440,9 +443,7 @@ class Gateway:
                 partial = builder.result()
                 self.failed += 1
                 failed_at = self._clock()
-                stages = _stage_ms(
-                    received_at, prepared, invoked_at, first_byte_at, failed_at, end=failed_at
-                )
+                stages = _stage_ms(received_at, prepared, invoked_at, first_byte_at, failed_at)
                 self._metrics.answer("error_agent", input_files=file_count, **stages)
                 log.error(
                     "agent_failed",
@@ -478,7 +479,7 @@ class Gateway:
         self._sessions.touch(msg.session_key)
         self.answered += 1
         stages = _stage_ms(
-            received_at, prepared, invoked_at, first_byte_at, agent_done, end=posted, posted=posted
+            received_at, prepared, invoked_at, first_byte_at, agent_done, posted=posted
         )
         log.info(
             "answered",
